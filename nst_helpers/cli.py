@@ -1,0 +1,81 @@
+"""Command line: ``python -m nst_helpers transfer CONTENT STYLE -o OUT.png`` and friends."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .features import STYLE_LAYERS
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--size", type=int, default=256, help="long edge of the result in px (default 256)")
+    p.add_argument("--steps", type=int, default=300, help="loss+gradient evaluations (default 300)")
+    p.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs")
+    p.add_argument("--init", choices=["noise", "content", "style"], default="noise")
+    p.add_argument("--pooling", choices=["max", "avg"], default="avg")
+    p.add_argument("--weights", default="caffe", help="caffe (offline), torchvision, random, or a .pth path")
+    p.add_argument("--normalize", action="store_true", help="the paper's normalised network")
+    p.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _transfer(args: argparse.Namespace) -> int:
+    from .images import load_image, save_image
+    from .optimize import transfer
+
+    content = load_image(args.content, args.size)
+    style = load_image(args.style, args.size)
+    result = transfer(
+        content, style, alpha=args.alpha, beta=args.beta, content_layer=args.content_layer,
+        style_layers=args.style_layers.split(","), steps=args.steps, optimizer=args.optimizer,
+        init=args.init, pooling=args.pooling, weights=args.weights, normalize=args.normalize,
+        device=args.device, seed=args.seed,
+    )
+    path = save_image(result.image, args.output)
+    h = result.history
+    i = result.best_step - 1
+    print(
+        f"saved {path} ({result.image.shape[-1]}x{result.image.shape[-2]}) after {result.steps} steps "
+        f"in {result.seconds:.1f} s ({result.seconds / max(result.steps, 1):.2f} s/step, {result.settings['device']}); "
+        f"loss {h['total'][i]:.4g} = content {h['content'][i]:.4g} + style {h['style'][i]:.4g}"
+        + ("" if result.stopped == "done" else f"; stopped early: {result.stopped}")
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m nst_helpers", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("transfer", help="style transfer of CONTENT in the style of STYLE")
+    t.add_argument("content", help="image path, URL or sample name (tubingen, starry_night, ...)")
+    t.add_argument("style", help="image path, URL or sample name")
+    t.add_argument("-o", "--output", required=True, help="where to save the result (PNG, JPEG)")
+    t.add_argument("--alpha", type=float, default=1.0, help="content weight (eq. 7)")
+    t.add_argument("--beta", type=float, default=1e3, help="style weight (eq. 7)")
+    t.add_argument("--content-layer", default="relu4_2", help="the paper's conv4_2 (rectified)")
+    t.add_argument("--style-layers", default=",".join(STYLE_LAYERS), help="comma-separated layer names")
+    _add_common(t)
+    t.set_defaults(run=_transfer)
+    try:
+        from .figures import add_cli
+
+        add_cli(sub, _add_common)
+    except ImportError:  # figures module not present
+        pass
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except (ValueError, FileNotFoundError, OSError, RuntimeError, TypeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,166 @@
+r"""The losses of Gatys, Ecker & Bethge, exactly as the paper writes them.
+
+Equation numbers are those of "A Neural Algorithm of Artistic Style" (arXiv
+1508.06576, 2015); the CVPR 2016 paper "Image Style Transfer Using
+Convolutional Neural Networks" numbers the same equations differently, given
+in brackets.
+
+Notation: a layer l has N_l filters, each with a feature map of M_l = H_l W_l
+positions. F^l is the (N_l, M_l) matrix of the generated image's responses,
+P^l the content image's, A^l the style image's Gram matrix.
+
+* eq. 1 [2016: 1]  L_content = 1/2 sum_ij (F_ij - P_ij)^2
+* eq. 3 [2016: 3]  G_ij = sum_k F_ik F_jk                   (Gram matrix)
+* eq. 4 [2016: 4]  E_l = 1/(4 N_l^2 M_l^2) sum_ij (G_ij - A_ij)^2
+* eq. 5 [2016: 5]  L_style = sum_l w_l E_l
+* eq. 7 [2016: 7]  L_total = alpha L_content + beta L_style
+
+All functions take batches ``(B, C, H, W)`` and return the loss summed over the
+batch, so that each image's gradient is the gradient of its own loss: a batch
+is a set of independent problems.
+
+Relation to other conventions (tested in ``tests/test_losses.py``):
+
+* "Mean MSE" content loss, ``mse_loss(F, P)`` = mean over N M entries:
+  ``L_content = (N M / 2) * mse``.
+* Gram matrix divided by M (the author's PyTorch code) or by N M (the PyTorch
+  tutorial): ``G/M`` and ``G/(N M)``. The mean-MSE of Grams divided by M is
+  ``mean((G - A)^2) / M^2 = sum (G - A)^2 / (N^2 M^2) = 4 E_l``.
+* The author's published code weights each layer's mean-MSE of (Gram / M) by
+  ``1e3 / N_l^2``, i.e. its per-layer term is ``4e3 E_l / N_l^2``: in the
+  paper's terms, ``w_l = 4e3 / N_l^2`` instead of ``1/5``, which favours the
+  low layers by (512/64)^2 = 64 over the high ones. Its content term is the
+  mean-MSE, ``2 L_content / (N M)``.
+* The tutorial's Gram / (N M) with mean-MSE gives ``4 E_l / N_l^2``.
+
+These factors matter when one compares alpha/beta ratios across codes: the
+same picture needs very different ratios under different conventions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "gram_matrix",
+    "content_loss",
+    "style_layer_loss",
+    "style_loss",
+    "total_loss",
+]
+
+Reduction = Literal["sum", "none"]
+
+
+def _reduce(per_image: Tensor, reduction: Reduction) -> Tensor:
+    if reduction == "sum":
+        return per_image.sum()
+    if reduction == "none":
+        return per_image
+    raise ValueError(f"Unknown reduction {reduction!r}; use 'sum' or 'none'")
+
+
+def gram_matrix(features: Tensor) -> Tensor:
+    """Gram matrix of a layer's responses, a plain sum over positions (eq. 3).
+
+    Args:
+        features: (B, N, H, W) responses of N filters.
+
+    Returns:
+        (B, N, N) with ``G[b, i, j] = sum_k F[b, i, k] F[b, j, k]``.
+    """
+    b, n, h, w = features.shape
+    f = features.reshape(b, n, h * w)  # (B, N, M)
+    return f @ f.transpose(1, 2)  # (B, N, N)
+
+
+def content_loss(features: Tensor, target: Tensor, reduction: Reduction = "sum") -> Tensor:
+    """Squared-error content loss, ``1/2 sum (F - P)^2`` (eq. 1).
+
+    Its gradient is ``F - P`` with respect to F; through a ReLU layer it is zero
+    where the response is not positive (the paper's derivative, eq. 2).
+
+    Args:
+        features: (B, N, H, W) responses F of the generated image.
+        target: P, the content image's responses, broadcastable to F.
+        reduction: ``"sum"`` over the batch, or ``"none"`` for one loss per image.
+    """
+    diff = features - target
+    return _reduce(0.5 * diff.pow(2).flatten(1).sum(1), reduction)
+
+
+def style_layer_loss(features: Tensor, target_gram: Tensor, reduction: Reduction = "sum") -> Tensor:
+    """One layer's style loss, ``E_l = 1/(4 N^2 M^2) sum (G - A)^2`` (eq. 4).
+
+    Its gradient with respect to F is ``1/(N^2 M^2) (G - A) F`` (eq. 6), again
+    masked by the ReLU.
+
+    Args:
+        features: (B, N, H, W) responses of the generated image.
+        target_gram: (B or 1, N, N) target Gram matrix A, summed over the same
+            number of positions M as ``features`` (see ``rescale_gram``).
+        reduction: ``"sum"`` over the batch, or ``"none"``.
+
+    Note:
+        The Gram is computed in float32 even when the features are bf16/fp16
+        (autocast), since its sum over M positions loses precision otherwise.
+    """
+    _, n, h, w = features.shape
+    m = h * w
+    gram = gram_matrix(features.float())
+    per_image = (gram - target_gram.float()).pow(2).flatten(1).sum(1) / (4 * n**2 * m**2)
+    return _reduce(per_image, reduction)
+
+
+def rescale_gram(target_gram: Tensor, from_positions: int, to_positions: int) -> Tensor:
+    """Rescale a target Gram A made over ``from_positions`` to ``to_positions``.
+
+    Eq. 4 compares sums over M positions, so a style image larger than the
+    generated one would have a proportionally larger Gram. Multiplying A by
+    ``M_x / M_a`` compares the two per position, as intended.
+    """
+    return target_gram * (to_positions / from_positions)
+
+
+def style_loss(
+    features: Mapping[str, Tensor],
+    target_grams: Mapping[str, Tensor],
+    layer_weights: Mapping[str, float] | None = None,
+    reduction: Reduction = "sum",
+) -> Tensor:
+    """Weighted sum of the layers' style losses, ``sum_l w_l E_l`` (eq. 5).
+
+    Args:
+        features: ``{layer: (B, N, H, W)}`` responses of the generated image.
+        target_grams: ``{layer: (B or 1, N, N)}``; its keys choose the layers.
+        layer_weights: ``{layer: w_l}``; default ``1/L`` for each of the L layers,
+            as in the paper's figures.
+        reduction: ``"sum"`` over the batch, or ``"none"``.
+    """
+    if not target_grams:
+        raise ValueError("style_loss needs at least one style layer")
+    weights = layer_weights or {layer: 1.0 / len(target_grams) for layer in target_grams}
+    check_weights(weights.values(), "style layer weights")
+    terms = [
+        weights[layer] * style_layer_loss(features[layer], gram, reduction="none")
+        for layer, gram in target_grams.items()
+    ]
+    return _reduce(torch.stack(terms).sum(0), reduction)
+
+
+def total_loss(content: Tensor, style: Tensor, alpha: float, beta: float) -> Tensor:
+    """``alpha L_content + beta L_style`` (eq. 7); only the ratio alpha/beta matters."""
+    check_weights([alpha, beta], "alpha and beta")
+    return alpha * content + beta * style
+
+
+def check_weights(values, what: str) -> None:
+    """Raise a clear error if any weight is negative or not finite."""
+    for v in values:
+        v = float(v)
+        if not v >= 0 or v == float("inf"):
+            raise ValueError(f"{what} must be finite and non-negative, got {v}")
