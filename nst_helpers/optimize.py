@@ -429,7 +429,7 @@ def transfer(
     content_image: Tensor,
     style_image: Tensor,
     alpha: float = 1.0,
-    beta: float = 1e4,
+    beta: float = 1e3,
     content_layer: str = "relu4_2",
     style_layers: Sequence[str] = STYLE_LAYERS,
     layer_weights: Mapping[str, float] | None = None,

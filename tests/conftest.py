@@ -1,0 +1,77 @@
+"""Shared fixtures. Tests never reach the network.
+
+The paper's images come from $NST_DATA_DIR (.ci/run points it at ../shared/images).
+Where it is missing, tests that need them skip, except under CI (CI=true), where
+they fail: CI must exercise them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+def _data_dir() -> Path | None:
+    value = os.environ.get("NST_DATA_DIR")
+    if value and (Path(value) / "tubingen.jpg").exists():
+        return Path(value)
+    return None
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The folder holding the paper's images; skip (fail under CI) without it."""
+    found = _data_dir()
+    if found is None:
+        message = "the paper's images are not available: set NST_DATA_DIR to a folder holding them"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message + " (CI must not skip this)")
+        pytest.skip(message)
+    return found
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch):
+    """Any attempt to download fails loudly instead of reaching the network."""
+    import pooch
+
+    def refuse(*args, **kwargs):
+        raise ConnectionError("tests never reach the network")
+
+    monkeypatch.setattr(pooch, "retrieve", refuse)
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """Downloads would go to a private cache, never the user's."""
+    monkeypatch.setenv("NST_CACHE_DIR", str(tmp_path_factory.mktemp("nst-cache")))
+
+
+@pytest.fixture(scope="session")
+def caffe_vgg():
+    from nst_helpers import load_vgg19
+
+    return load_vgg19("caffe", pooling="avg", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def random_vgg():
+    from nst_helpers import load_vgg19
+
+    return load_vgg19("random", pooling="avg", device="cpu")
+
+
+@pytest.fixture
+def smooth_image() -> torch.Tensor:
+    """A deterministic, smooth synthetic RGB image (1, 3, 40, 48) in [0, 1]."""
+    y = torch.linspace(0, 1, 40).view(40, 1)
+    x = torch.linspace(0, 1, 48).view(1, 48)
+    r = 0.5 + 0.5 * torch.sin(6 * x + 3 * y)
+    g = 0.5 + 0.5 * torch.cos(5 * y - 2 * x)
+    b = (x + y) / 2
+    return torch.stack([r, g, b]).unsqueeze(0)

@@ -1,0 +1,52 @@
+"""The command line end to end on small images, and its errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import torch
+from PIL import Image
+
+from nst_helpers import load_image, save_image
+from nst_helpers.cli import main
+
+
+def _images(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    content = save_image(torch.rand(1, 3, 24, 32, generator=g), tmp_path / "content.png")
+    style = save_image(torch.rand(1, 3, 30, 30, generator=g), tmp_path / "style.jpg")
+    return content, style
+
+
+def test_transfer_end_to_end(tmp_path, capsys):
+    content, style = _images(tmp_path)
+    out = tmp_path / "out" / "result.png"
+    code = main(["transfer", str(content), str(style), "-o", str(out), "--size", "32", "--steps", "3",
+                 "--device", "cpu", "--beta", "100"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "saved" in printed and "loss" in printed and "s/step" in printed
+    assert Image.open(out).size == (32, 24)
+
+
+def test_transfer_with_sample_names(tmp_path, data_dir, capsys):
+    out = tmp_path / "t.png"
+    assert main(["transfer", "tubingen", "starry_night", "-o", str(out), "--size", "32", "--steps", "2",
+                 "--device", "cpu"]) == 0
+    assert load_image(out).shape == (1, 3, 24, 32)
+
+
+def test_errors_are_one_clear_line(tmp_path, capsys):
+    content, _ = _images(tmp_path)
+    assert main(["transfer", str(content), str(tmp_path / "missing.png"), "-o", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: No image at") and "Traceback" not in err
+    assert main(["transfer", str(content), str(content), "-o", str(tmp_path / "x.png"), "--style-layers",
+                 "relu1_1,conv9_9", "--size", "32", "--steps", "1"]) == 2
+    assert "Unknown layer 'conv9_9'" in capsys.readouterr().err
+
+
+def test_python_dash_m_runs(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "nst_helpers", "transfer", "--help"], capture_output=True, text=True)
+    assert done.returncode == 0 and "--content-layer" in done.stdout

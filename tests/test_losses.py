@@ -1,0 +1,168 @@
+"""Tests for nst_helpers.losses against hand-worked examples, closed forms and autograd."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F_
+
+from nst_helpers import content_loss, gram_matrix, rescale_gram, style_layer_loss, style_loss, total_loss
+
+
+def test_gram_4x4_image_8_filters_by_hand():
+    # Filter i responds with value i+1 on the first row of the 4x4 map and 0 elsewhere,
+    # so G_ij = sum over the 4 active positions of (i+1)(j+1) = 4 (i+1)(j+1).
+    maps = torch.zeros(1, 8, 4, 4)
+    for i in range(8):
+        maps[0, i, 0, :] = i + 1
+    flat = maps.reshape(8, 16)  # the 8x16 matrix
+    gram = gram_matrix(maps)[0]
+    assert gram.shape == (8, 8)
+    assert gram[0, 0] == 4 and gram[2, 5] == 4 * 3 * 6 and gram[7, 7] == 4 * 64
+    by_loops = torch.tensor([[sum(flat[i, k] * flat[j, k] for k in range(16)) for j in range(8)] for i in range(8)])
+    torch.testing.assert_close(gram, by_loops)
+    torch.testing.assert_close(gram, flat @ flat.T)
+
+
+def test_gram_of_ones_is_m_everywhere():
+    gram = gram_matrix(torch.ones(2, 5, 3, 7))
+    torch.testing.assert_close(gram, torch.full((2, 5, 5), 21.0))
+
+
+def test_gram_is_symmetric_and_ignores_positions():
+    f = torch.randn(1, 6, 5, 5)
+    perm = torch.randperm(25)
+    shuffled = f.flatten(2)[:, :, perm].view_as(f)
+    g = gram_matrix(f)
+    torch.testing.assert_close(g, g.transpose(1, 2))
+    torch.testing.assert_close(gram_matrix(shuffled), g)
+
+
+def test_content_loss_closed_form():
+    f = torch.ones(1, 4, 3, 3)
+    p = torch.zeros(1, 4, 3, 3)
+    assert content_loss(f, p).item() == pytest.approx(0.5 * 36)
+    f = torch.randn(3, 4, 5, 6)
+    p = torch.randn(3, 4, 5, 6)
+    per_image = content_loss(f, p, reduction="none")
+    assert per_image.shape == (3,)
+    torch.testing.assert_close(per_image, 0.5 * ((f - p) ** 2).sum(dim=(1, 2, 3)))
+    torch.testing.assert_close(content_loss(f, p), per_image.sum())
+
+
+def test_style_layer_loss_closed_form():
+    # F of ones: G = M everywhere. Against A = 0: E = N^2 M^2 / (4 N^2 M^2) = 1/4.
+    f = torch.ones(1, 8, 4, 4)
+    assert style_layer_loss(f, torch.zeros(1, 8, 8)).item() == pytest.approx(0.25)
+    # Against A = G: zero.
+    assert style_layer_loss(f, gram_matrix(f)).item() == 0.0
+    # General: eq. 4 written out.
+    f = torch.randn(2, 6, 4, 5)
+    a = torch.randn(1, 6, 6)
+    n, m = 6, 20
+    expected = ((gram_matrix(f) - a) ** 2).sum(dim=(1, 2)) / (4 * n**2 * m**2)
+    torch.testing.assert_close(style_layer_loss(f, a, reduction="none"), expected)
+
+
+def test_style_loss_weights_default_to_one_over_l():
+    feats = {"a": torch.randn(1, 3, 4, 4), "b": torch.randn(1, 5, 2, 2)}
+    targets = {"a": torch.randn(1, 3, 3), "b": torch.randn(1, 5, 5)}
+    e = {k: style_layer_loss(feats[k], targets[k]) for k in feats}
+    torch.testing.assert_close(style_loss(feats, targets), (e["a"] + e["b"]) / 2)
+    torch.testing.assert_close(style_loss(feats, targets, {"a": 3.0, "b": 0.5}), 3 * e["a"] + 0.5 * e["b"])
+    # only the target layers count
+    torch.testing.assert_close(style_loss(feats, {"a": targets["a"]}), e["a"])
+
+
+def test_total_loss_is_eq7_and_rejects_negative_weights():
+    assert total_loss(torch.tensor(2.0), torch.tensor(3.0), alpha=10, beta=0.5).item() == 21.5
+    with pytest.raises(ValueError, match="non-negative"):
+        total_loss(torch.tensor(1.0), torch.tensor(1.0), alpha=-1, beta=1)
+    with pytest.raises(ValueError, match="non-negative"):
+        style_loss({"a": torch.ones(1, 2, 2, 2)}, {"a": torch.ones(1, 2, 2)}, {"a": -0.1})
+    with pytest.raises(ValueError, match="at least one style layer"):
+        style_loss({}, {})
+
+
+def test_content_gradient_is_masked_difference():
+    # The paper's derivative (eq. 2): dL/dF = F - P where F > 0, else 0, through the ReLU.
+    torch.manual_seed(0)
+    pre = torch.randn(1, 4, 5, 5, requires_grad=True)
+    target = torch.rand(1, 4, 5, 5)
+    f = torch.relu(pre)
+    content_loss(f, target).backward()
+    expected = (f.detach() - target) * (pre.detach() > 0)
+    torch.testing.assert_close(pre.grad, expected)
+
+
+def test_style_gradient_matches_eq6():
+    # dE/dF = 1/(N^2 M^2) ((F^T (G - A))^T) where F > 0, else 0.
+    torch.manual_seed(1)
+    n, h, w = 6, 4, 5
+    m = h * w
+    pre = torch.randn(1, n, h, w, requires_grad=True)
+    a = gram_matrix(torch.rand(1, n, h, w))
+    f = torch.relu(pre)
+    style_layer_loss(f, a).backward()
+    flat = f.detach().reshape(n, m)
+    g = flat @ flat.T
+    analytic = ((flat.T @ (g - a[0])).T / (n**2 * m**2)).reshape(1, n, h, w) * (pre.detach() > 0)
+    torch.testing.assert_close(pre.grad, analytic)
+
+
+def test_conversion_to_mean_mse_content():
+    f, p = torch.randn(1, 7, 4, 6), torch.randn(1, 7, 4, 6)
+    n, m = 7, 24
+    torch.testing.assert_close(content_loss(f, p), n * m / 2 * F_.mse_loss(f, p))
+
+
+def test_conversion_to_the_authors_code_and_the_tutorial():
+    f = torch.randn(1, 8, 5, 6)
+    a_feats = torch.randn(1, 8, 5, 6)
+    n, m = 8, 30
+    e = style_layer_loss(f, gram_matrix(a_feats))
+    # Author's code: Gram / M, mean-MSE over the N^2 entries, layer weight 1e3 / N^2.
+    authors = 1e3 / n**2 * F_.mse_loss(gram_matrix(f) / m, gram_matrix(a_feats) / m)
+    torch.testing.assert_close(authors, 4e3 * e / n**2)
+    # Tutorial: Gram / (N M), mean-MSE.
+    tutorial = F_.mse_loss(gram_matrix(f) / (n * m), gram_matrix(a_feats) / (n * m))
+    torch.testing.assert_close(tutorial, 4 * e / n**2)
+
+
+def test_rescale_gram_of_a_tiled_map_is_exact():
+    f = torch.rand(1, 4, 5, 6)
+    tiled = f.repeat(1, 1, 2, 2)  # twice the size: every position four times
+    torch.testing.assert_close(rescale_gram(gram_matrix(tiled), 4 * 30, 30), gram_matrix(f))
+
+
+def _periodic_texture(h: int = 48, w: int = 48) -> torch.Tensor:
+    """A seamless texture: tiling it adds no edges."""
+    y = torch.arange(h).view(h, 1) / h * 2 * torch.pi
+    x = torch.arange(w).view(1, w) / w * 2 * torch.pi
+    channels = [torch.sin(3 * x + 2 * y), torch.cos(4 * y - x), torch.sin(5 * x) * torch.cos(3 * y)]
+    return (0.5 + 0.4 * torch.stack(channels)).unsqueeze(0)
+
+
+def test_style_image_twice_the_size_gives_the_same_loss_scale(caffe_vgg):
+    from nst_helpers.optimize import _style_targets
+
+    # The same seamless texture at 64x64 and tiled to 128x128. Only zero-padding at the
+    # borders differs, which weighs less in deeper layers of larger images; measured
+    # differences of the rescaled targets here: 1.6% (relu1_1), 4.8% (relu2_1).
+    style = _periodic_texture(64, 64)
+    big = style.repeat(1, 1, 2, 2)
+    out_hw = (64, 64)
+    layers = ["relu1_1", "relu2_1"]
+    same = _style_targets(caffe_vgg, style, layers, out_hw, "fp32")
+    twice = _style_targets(caffe_vgg, big, layers, out_hw, "fp32")
+    for layer in layers:
+        assert ((twice[layer] - same[layer]).norm() / same[layer].norm()).item() < 0.06
+    x = torch.rand(1, 3, *out_hw, generator=torch.Generator().manual_seed(0))
+    feats = caffe_vgg(x, layers)
+    assert style_loss(feats, twice).item() == pytest.approx(style_loss(feats, same).item(), rel=0.15)
+    # Without the rescaling the target Grams would be 4x too large, and so would the loss scale.
+    with torch.no_grad():
+        raw = {k: gram_matrix(v) for k, v in caffe_vgg(big, layers).items()}
+    ratio = (raw["relu1_1"].norm() / same["relu1_1"].norm()).item()
+    assert 3.8 < ratio < 4.2
+    assert style_loss(feats, raw).item() > 3 * style_loss(feats, same).item()

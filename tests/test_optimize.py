@@ -1,0 +1,173 @@
+"""Tests for nst_helpers.optimize: each task reduces its loss; nothing is lost on failure."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from nst_helpers import Options, Result, optimize_image, reconstruct_content, synthesize_texture, transfer
+
+
+@pytest.fixture
+def quick(caffe_vgg):
+    """Options for a small, fast run with the real network."""
+    return {"extractor": caffe_vgg, "progress": False}
+
+
+def test_content_reconstruction_reduces_its_loss(smooth_image, quick):
+    result = reconstruct_content(smooth_image, "relu2_1", steps=15, **quick)
+    assert isinstance(result, Result) and result.stopped == "done" and result.steps == 15
+    assert result.history["total"][-1] < 0.2 * result.history["total"][0]
+    assert result.image.shape == smooth_image.shape and 0 <= result.image.min() and result.image.max() <= 1
+    assert result.settings["task"] == "reconstruct_content" and result.settings["layer"] == "relu2_1"
+    assert result.loss == min(result.history["total"])
+
+
+def test_texture_synthesis_reduces_its_loss(smooth_image, quick):
+    result = synthesize_texture(smooth_image, ["relu1_1", "relu2_1"], size=(32, 32), steps=15, **quick)
+    assert result.image.shape == (1, 3, 32, 32)
+    assert result.history["style"][-1] < 0.2 * result.history["style"][0]
+    assert all(c == 0 for c in result.history["content"])
+
+
+def test_transfer_reduces_its_loss_and_records_parts(smooth_image, quick):
+    style = smooth_image.flip(-1).roll(7, dims=-2)
+    result = transfer(smooth_image, style, alpha=1, beta=1e3, steps=12, **quick)
+    h = result.history
+    assert len(h["total"]) == 12 and h["total"][-1] < h["total"][0]
+    for t, c, s in zip(h["total"], h["content"], h["style"]):
+        assert t == pytest.approx(c + s, rel=1e-5)
+    assert result.settings["alpha"] == 1 and result.settings["beta"] == 1e3
+    assert result.settings["content_layer"] == "relu4_2"
+
+
+def test_adam_also_reduces_the_loss(smooth_image, quick):
+    result = reconstruct_content(smooth_image, "relu1_1", steps=20, optimizer="adam", lr=0.05, **quick)
+    assert result.history["total"][-1] < 0.5 * result.history["total"][0]
+
+
+def test_style_image_of_another_size_and_aspect(smooth_image, quick):
+    style = torch.rand(1, 3, 70, 30, generator=torch.Generator().manual_seed(1))
+    result = transfer(smooth_image, style, steps=3, **quick)
+    assert result.image.shape == smooth_image.shape
+
+
+def test_same_seed_same_result(smooth_image, quick):
+    a = reconstruct_content(smooth_image, "relu3_1", steps=4, seed=5, **quick)
+    b = reconstruct_content(smooth_image, "relu3_1", steps=4, seed=5, **quick)
+    c = reconstruct_content(smooth_image, "relu3_1", steps=4, seed=6, **quick)
+    torch.testing.assert_close(a.image, b.image)
+    assert not torch.equal(a.image, c.image)
+
+
+@pytest.mark.parametrize("init", ["content", "style"])
+def test_init_from_an_image(smooth_image, quick, init):
+    style = smooth_image.flip(-1)
+    result = transfer(smooth_image, style, steps=1, init=init, **quick)
+    start = smooth_image if init == "content" else style
+    # the first evaluation is at the starting image
+    assert result.history["total"][0] == pytest.approx(
+        transfer(smooth_image, style, steps=1, init=start, **quick).history["total"][0], rel=1e-5)
+
+
+def test_init_noise_is_refused_for_content_images_missing(smooth_image, quick):
+    with pytest.raises(ValueError, match="needs a content image"):
+        synthesize_texture(smooth_image, ["relu1_1"], steps=1, init="content", **quick)
+
+
+def test_lbfgs_is_independent_of_the_loss_scale():
+    # The engine divides by the initial loss: a problem scaled by 1e-12 or 1e12 follows the same path.
+    target = torch.linspace(-1, 1, 48).view(1, 3, 4, 4)
+
+    def make(scale):
+        def objective(x):
+            value = scale * ((x - target) ** 4 + (x - target) ** 2).sum()
+            return value, {"content": value, "style": torch.zeros(())}
+        return objective
+
+    init = torch.zeros(1, 3, 4, 4)
+    runs = [optimize_image(make(s), init, Options(steps=30, progress=False)) for s in (1e-12, 1.0, 1e12)]
+    for run in runs:
+        assert run.stopped == "done" and run.steps == 30
+        torch.testing.assert_close(run.image, runs[1].image, atol=1e-4, rtol=0)
+    assert runs[1].loss < 1e-6 * runs[1].history["total"][0]
+
+
+def test_keyboard_interrupt_returns_the_best_image(smooth_image, quick):
+    seen = {}
+
+    def callback(progress):
+        seen["step"] = progress.step
+        if progress.step >= 6:
+            raise KeyboardInterrupt
+
+    with pytest.warns(RuntimeWarning, match="interrupted after 6 of 50 steps"):
+        result = reconstruct_content(smooth_image, "relu1_1", steps=50, callback=callback, every=3, **quick)
+    assert result.stopped == "interrupted" and result.steps == 6
+    assert result.loss == min(result.history["total"]) < result.history["total"][0]
+
+
+def test_callback_sees_progress_and_can_stop(smooth_image, quick):
+    calls = []
+
+    def callback(progress):
+        calls.append((progress.step, progress.losses["total"], progress.image.shape))
+        return progress.step >= 4
+
+    result = reconstruct_content(smooth_image, "relu1_1", steps=40, callback=callback, every=2,
+                                 optimizer="adam", **quick)
+    assert result.stopped == "stopped" and result.steps == 4
+    assert [c[0] for c in calls] == [2, 4] and calls[0][2] == smooth_image.shape
+
+
+def test_nan_loss_stops_with_the_best_image_and_a_warning():
+    target = torch.full((1, 3, 4, 4), 0.5)
+    count = {"n": 0}
+
+    def objective(x):
+        count["n"] += 1
+        value = ((x - target) ** 2).sum()
+        if count["n"] >= 5:
+            value = value * float("nan")
+        return value, {"content": value, "style": torch.zeros(())}
+
+    init = torch.zeros(1, 3, 4, 4)
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        result = optimize_image(objective, init, Options(steps=50, optimizer="adam", lr=0.1, every=1, progress=False))
+    assert result.stopped == "diverged"
+    assert math.isfinite(result.loss) and result.best_step == 4
+    assert (result.image - target).abs().max() < 0.5  # moved towards the target, not NaN
+    assert torch.isfinite(result.image).all()
+
+
+def test_out_of_memory_suggests_a_smaller_size(smooth_image):
+    def objective(x):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    with pytest.raises(RuntimeError, match="Use a smaller size"):
+        optimize_image(objective, smooth_image, Options(steps=3, progress=False))
+
+
+def test_bad_options_are_refused(smooth_image, quick):
+    with pytest.raises(ValueError, match="non-negative"):
+        transfer(smooth_image, smooth_image, alpha=1, beta=-1, steps=1, **quick)
+    with pytest.raises(ValueError, match="non-negative"):
+        transfer(smooth_image, smooth_image, layer_weights={"relu1_1": -1.0}, steps=1, **quick)
+    with pytest.raises(TypeError, match="Unknown option.*stepz"):
+        transfer(smooth_image, smooth_image, stepz=3, **quick)
+    with pytest.raises(ValueError, match="Unknown optimizer 'sgd'"):
+        transfer(smooth_image, smooth_image, optimizer="sgd", **quick)
+    with pytest.raises(ValueError, match="Unknown layer 'conv9_9'"):
+        transfer(smooth_image, smooth_image, content_layer="conv9_9", **quick)
+    with pytest.raises(ValueError, match="too small for relu5_1"):
+        transfer(torch.rand(1, 3, 10, 10), smooth_image, steps=1, **quick)
+    with pytest.raises(TypeError, match="load_image"):
+        transfer("tubingen", smooth_image, **quick)
+
+
+def test_conv_and_relu_layers_are_both_accepted(smooth_image, quick):
+    pre = reconstruct_content(smooth_image, "conv1_1", steps=3, **quick)
+    post = reconstruct_content(smooth_image, "relu1_1", steps=3, **quick)
+    assert pre.settings["layer"] == "conv1_1" and post.settings["layer"] == "relu1_1"
