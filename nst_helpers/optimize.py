@@ -205,7 +205,7 @@ def optimize_image(
         optimizer = torch.optim.Adam([x], lr=options.lr or 0.02)
     bar = tqdm(total=options.steps, desc=description, disable=not options.progress, leave=False)
 
-    def check(total: Tensor, parts: dict[str, Tensor]) -> None:
+    def check(total: Tensor, parts: dict[str, Tensor], report: bool) -> None:
         value = float(total)  # the one host-device sync, every `every` evaluations
         if state["first"] is None:
             state["first"] = abs(value)
@@ -213,7 +213,7 @@ def optimize_image(
             raise _Stop("diverged")
         losses = {"total": value, **{k: float(v.detach()) for k, v in parts.items()}}
         bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()}, refresh=False)
-        if options.callback is not None:
+        if report and options.callback is not None:
             shown = x.detach().clamp(0, 1).cpu()
             if options.callback(Progress(state["evals"], options.steps, losses, shown)) is True:
                 raise _Stop("stopped")
@@ -236,8 +236,9 @@ def optimize_image(
         best_image = torch.where(improved, x.detach(), best_image)
         best_step = torch.where(improved, torch.tensor(state["evals"], device=x.device), best_step)
         bar.update(1)
-        if lbfgs or state["evals"] % options.every == 0 or state["evals"] == options.steps:
-            check(detached, parts)
+        report = state["evals"] % options.every == 0 or state["evals"] == options.steps
+        if lbfgs or report:  # L-BFGS syncs on every evaluation anyway: check for NaN each time
+            check(detached, parts, report)
         return scaled
 
     stopped = "done"

@@ -109,7 +109,8 @@ def test_keyboard_interrupt_returns_the_best_image(smooth_image, quick):
     assert result.loss == min(result.history["total"]) < result.history["total"][0]
 
 
-def test_callback_sees_progress_and_can_stop(smooth_image, quick):
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+def test_callback_sees_progress_and_can_stop(smooth_image, quick, optimizer):
     calls = []
 
     def callback(progress):
@@ -117,7 +118,7 @@ def test_callback_sees_progress_and_can_stop(smooth_image, quick):
         return progress.step >= 4
 
     result = reconstruct_content(smooth_image, "relu1_1", steps=40, callback=callback, every=2,
-                                 optimizer="adam", **quick)
+                                 optimizer=optimizer, **quick)
     assert result.stopped == "stopped" and result.steps == 4
     assert [c[0] for c in calls] == [2, 4] and calls[0][2] == smooth_image.shape
 
