@@ -31,7 +31,7 @@ def _transfer(args: argparse.Namespace) -> int:
         content, style, alpha=args.alpha, beta=args.beta, content_layer=args.content_layer,
         style_layers=args.style_layers.split(","), steps=args.steps, optimizer=args.optimizer,
         init=args.init, pooling=args.pooling, weights=args.weights, normalize=args.normalize,
-        device=args.device, seed=args.seed,
+        device=args.device, seed=args.seed, precision=args.precision,
     )
     path = save_image(result.image, args.output)
     h = result.history
@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--beta", type=float, default=1e3, help="style weight (eq. 7)")
     t.add_argument("--content-layer", default="relu4_2", help="the paper's conv4_2 (rectified)")
     t.add_argument("--style-layers", default=",".join(STYLE_LAYERS), help="comma-separated layer names")
+    t.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                   help="auto: bf16 features on CUDA, fp32 elsewhere; bf16 also pays on CPUs with AVX512-BF16/AMX")
     _add_common(t)
     t.set_defaults(run=_transfer)
     try:

@@ -31,7 +31,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import torch
@@ -39,7 +39,15 @@ from torch import Tensor
 
 from .features import STYLE_LAYERS, VGG19Features, check_layers, load_vgg19, pick_device
 from .images import resize
-from .losses import check_weights, content_loss, gram_matrix, rescale_gram, style_loss, total_loss
+from .losses import (
+    check_weights,
+    content_loss,
+    gram_matrix,
+    rescale_gram,
+    style_layer_loss,
+    style_loss,
+    total_loss,
+)
 
 __all__ = [
     "Options",
@@ -49,6 +57,7 @@ __all__ = [
     "reconstruct_content",
     "synthesize_texture",
     "transfer",
+    "transfer_batch",
 ]
 
 
@@ -71,6 +80,7 @@ class Options:
     every: int = 10  # how often the callback runs and the progress bar shows losses
     progress: bool = True  # tqdm bar
     extractor: VGG19Features | None = None  # a ready network; overrides weights/pooling/normalize/device
+    channels_last: bool | None = None  # NHWC layout for network and image; None: on CUDA only (no gain measured on CPU)
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -169,29 +179,39 @@ def optimize_image(
     options: Options,
     settings: dict[str, Any] | None = None,
     description: str = "optimising",
-) -> Result:
+) -> Result | list[Result]:
     """Minimise ``objective`` over the pixels of an image, starting from ``init``.
 
     Args:
         objective: image (B, 3, H, W) -> (total loss, {"content": ..., "style": ...}),
-            scalar tensors in the paper's units.
+            scalar tensors in the paper's units. Or, for a batch of independent
+            problems, tensors of shape (B,), one loss per image (Adam only).
         init: the starting image, (B, 3, H, W).
         options: optimiser, steps, callback, progress bar.
-        settings: recorded in the result (defaults to ``options.summary()``).
+        settings: recorded in the result (defaults to ``options.summary()``);
+            a list of one dict per image for per-image losses.
         description: the progress bar's label.
 
     Returns:
         A ``Result`` with the lowest-loss image seen; never raises for
         divergence or Ctrl-C (it warns and returns the best image so far).
+        With per-image losses, a list of ``Result``, one per image, each with
+        its own history and best step, as if it had run alone.
+
+    Note:
+        Host-device syncs: Adam runs without any until every ``every``-th
+        evaluation (losses stay on the device and are copied once at the end).
+        L-BFGS reads the loss as a Python float at every evaluation (its line
+        search branches on it), so it syncs once per evaluation by design.
     """
     from tqdm.auto import tqdm
 
     start = time.perf_counter()
     x = init.detach().clone().requires_grad_(True)
-    best_loss = torch.tensor(math.inf, device=x.device)
+    best_loss = torch.tensor(math.inf, device=x.device)  # () or (B,) for per-image losses
     best_image = x.detach().clone()
     best_step = torch.tensor(0, device=x.device)
-    records: list[Tensor] = []  # (3,) per evaluation: total, content, style; synced once at the end
+    records: list[Tensor] = []  # (3,) or (3, B) per evaluation: total, content, style; synced once at the end
     state: dict[str, Any] = {"evals": 0, "scale": None, "first": None}
     lbfgs = options.optimizer == "lbfgs"
     if lbfgs:
@@ -206,12 +226,12 @@ def optimize_image(
     bar = tqdm(total=options.steps, desc=description, disable=not options.progress, leave=False)
 
     def check(total: Tensor, parts: dict[str, Tensor], report: bool) -> None:
-        value = float(total)  # the one host-device sync, every `every` evaluations
+        value = float(total.sum())  # the one host-device sync, every `every` evaluations
         if state["first"] is None:
             state["first"] = abs(value)
         if not math.isfinite(value) or abs(value) > 1e6 * max(state["first"], 1e-30):
             raise _Stop("diverged")
-        losses = {"total": value, **{k: float(v.detach()) for k, v in parts.items()}}
+        losses = {"total": value, **{k: float(v.detach().sum()) for k, v in parts.items()}}
         bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()}, refresh=False)
         if report and options.callback is not None:
             shown = x.detach().clamp(0, 1).cpu()
@@ -226,15 +246,16 @@ def optimize_image(
         total, parts = objective(x)
         if state["scale"] is None:
             state["scale"] = total.detach().abs().clamp_min(1e-30)
-        scaled = total / state["scale"]
+        scaled = (total / state["scale"]).sum()  # per image: each scaled by its own start, as if alone
         scaled.backward()
         state["evals"] += 1
         detached = total.detach()
         records.append(torch.stack([detached, parts["content"].detach(), parts["style"].detach()]))
         improved = detached < best_loss  # no sync: False for NaN
         best_loss = torch.where(improved, detached, best_loss)
-        best_image = torch.where(improved, x.detach(), best_image)
-        best_step = torch.where(improved, torch.tensor(state["evals"], device=x.device), best_step)
+        best_image = torch.where(improved.reshape(-1, 1, 1, 1), x.detach(), best_image)
+        # full_like launches a fill kernel; torch.tensor(n, device="cuda") would copy from the host and sync
+        best_step = torch.where(improved, torch.full_like(best_step, state["evals"]), best_step)
         bar.update(1)
         report = state["evals"] % options.every == 0 or state["evals"] == options.steps
         if lbfgs or report:  # L-BFGS syncs on every evaluation anyway: check for NaN each time
@@ -266,6 +287,9 @@ def optimize_image(
             f"Optimisation {stopped} after {state['evals']} of {options.steps} steps; "
             "returning the best image so far", RuntimeWarning, stacklevel=3,
         )
+    if records and records[0].dim() == 2:
+        return _split_batch(records, best_image, best_step, init, options, settings, state["evals"],
+                            time.perf_counter() - start, stopped)
     history = {"total": [], "content": [], "style": []}
     if records:
         table = torch.stack(records).float().cpu().tolist()
@@ -284,6 +308,24 @@ def optimize_image(
         stopped=stopped,
         best_step=int(best_step),
     )
+
+
+def _split_batch(records: list[Tensor], best_image: Tensor, best_step: Tensor, init: Tensor, options: Options,
+                 settings: Any, evals: int, seconds: float, stopped: str) -> list[Result]:
+    """One ``Result`` per image of a batched run (per-image losses)."""
+    table = torch.stack(records).float().cpu()  # (T, 3, B)
+    steps = best_step.cpu().tolist()
+    results = []
+    for b in range(table.shape[-1]):
+        image = best_image[b:b + 1] if steps[b] else init[b:b + 1].detach()
+        total, content, style = table[:, :, b].T.tolist()
+        sample_settings = settings[b] if isinstance(settings, list) else (settings or options.summary())
+        results.append(Result(
+            image=image.detach().clamp(0, 1).float().cpu(),
+            history={"total": total, "content": content, "style": style},
+            steps=evals, seconds=seconds, settings=sample_settings, stopped=stopped, best_step=steps[b],
+        ))
+    return results
 
 
 # ------------------------------------------------------------------ objectives
@@ -325,20 +367,56 @@ def _shapes(layers: Sequence[str], hw: tuple[int, int]) -> dict[str, int]:
 
 
 def _make_objective(vgg: VGG19Features, content_targets: dict[str, Tensor], style_targets: dict[str, Tensor],
-                    alpha: float, beta: float, layer_weights: Mapping[str, float] | None,
-                    precision: str) -> Callable[[Tensor], tuple[Tensor, dict[str, Tensor]]]:
+                    alpha: float | Tensor, beta: float | Tensor, layer_weights: Mapping[str, float | Tensor] | None,
+                    precision: str, channels_last: bool = False,
+                    per_image: bool = False) -> Callable[[Tensor], tuple[Tensor, dict[str, Tensor]]]:
+    """The loss of eq. 7 as a function of the image.
+
+    With ``per_image``, the losses come back per image, shape (B,), and alpha,
+    beta and the layer weights may be (B,) tensors: a batch of independent
+    problems sharing the targets (see ``transfer_batch``).
+    """
     layers = list(dict.fromkeys([*content_targets, *style_targets]))
     device = _device_of(vgg)
     zero = torch.zeros((), device=device)
 
     def objective(image: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        if channels_last:  # NHWC: what cuDNN's tensor-core kernels want; the gradient comes back NCHW
+            image = image.contiguous(memory_format=torch.channels_last)
         with _autocast(device, precision):
             feats = vgg(image, layers)
+        if per_image:  # (B,) losses; layer weights may differ per image
+            start = torch.zeros(image.shape[0], device=device)
+            weights = layer_weights or {k: 1.0 / len(style_targets) for k in style_targets}
+            content = sum((content_loss(feats[k].float(), p, reduction="none") for k, p in content_targets.items()),
+                          start)
+            style = sum((weights[k] * style_layer_loss(feats[k], a, reduction="none") for k, a in style_targets.items()),
+                        start)
+            return alpha * content + beta * style, {"content": alpha * content, "style": beta * style}
         content = sum((content_loss(feats[k].float(), p) for k, p in content_targets.items()), zero)
         style = style_loss(feats, style_targets, layer_weights) if style_targets else zero
         return total_loss(content, style, alpha, beta), {"content": alpha * content, "style": beta * style}
 
     return objective
+
+
+def _prepare_network(vgg: VGG19Features, options: Options) -> bool:
+    """Switch on the device's fast paths; return whether to feed the network NHWC images.
+
+    On CUDA: cuDNN autotuning (the image size is fixed for a whole run, so the
+    search pays for itself within a few steps) and channels_last, the layout
+    of cuDNN's bf16 tensor-core convolutions. The network's layout is set in
+    place (the cached network is shared), to NHWC or back to NCHW as asked;
+    the features agree to rounding (``tests/test_performance.py``).
+    """
+    device = _device_of(vgg)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    channels_last = options.channels_last if options.channels_last is not None else device.type == "cuda"
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    if not vgg.conv("conv1_2").weight.is_contiguous(memory_format=layout):
+        vgg.to(memory_format=layout)
+    return channels_last
 
 
 def _run(content: Tensor | None, style: Tensor | None, content_layers: Sequence[str],
@@ -355,6 +433,7 @@ def _run(content: Tensor | None, style: Tensor | None, content_layers: Sequence[
     start = time.perf_counter()
     vgg = options.network()
     device = _device_of(vgg)
+    channels_last = _prepare_network(vgg, options)
     hw = (int(out_shape[-2]), int(out_shape[-1]))
     content_targets: dict[str, Tensor] = {}
     if content is not None and content_layers:
@@ -364,7 +443,8 @@ def _run(content: Tensor | None, style: Tensor | None, content_layers: Sequence[
     style_targets = (
         _style_targets(vgg, style, style_layers, hw, options.precision) if style is not None and style_layers else {}
     )
-    objective = _make_objective(vgg, content_targets, style_targets, alpha, beta, layer_weights, options.precision)
+    objective = _make_objective(vgg, content_targets, style_targets, alpha, beta, layer_weights, options.precision,
+                                channels_last)
     x0 = _initial_image(options.init, out_shape, options, content, style).to(device)
     settings = {"task": task, **extra, **options.summary(), "size": list(hw)}
     result = optimize_image(objective, x0, options, settings, description=task)
@@ -434,6 +514,8 @@ def transfer(
     content_layer: str = "relu4_2",
     style_layers: Sequence[str] = STYLE_LAYERS,
     layer_weights: Mapping[str, float] | None = None,
+    scales: Sequence[int] | None = None,
+    scale_steps: Sequence[int] | None = None,
     **options: Any,
 ) -> Result:
     """Render ``content_image`` in the style of ``style_image`` (eq. 7, Fig. 2).
@@ -449,6 +531,14 @@ def transfer(
         content_layer: the paper's "conv4_2" is our ``relu4_2`` (rectified).
         style_layers: the paper's "conv1_1 .. conv5_1" are ``relu1_1 .. relu5_1``.
         layer_weights: ``{layer: w_l}``; default ``1/len(style_layers)``.
+        scales: coarse-to-fine, e.g. ``(256, 512)``: long edges (px) of successive
+            passes, each started from the previous result upsampled. Content and
+            style are resized by the same factor, so brush strokes keep their size
+            relative to the picture. The result has the last scale's size.
+        scale_steps: evaluations per pass; default ``steps`` split evenly (the
+            remainder to the last pass). A pass at half the size costs about a
+            quarter, so (256, 512) with the default split takes ~5/8 of the
+            time of ``steps`` evaluations at 512 px.
         **options: see ``Options`` (``init="content"`` starts from the photo).
 
     Note:
@@ -458,7 +548,178 @@ def transfer(
     o = Options.from_kwargs(options)
     content_image = _as_batch(content_image, "content_image")
     style_image = _as_batch(style_image, "style_image")
+    if scales is not None:
+        return _coarse_to_fine(
+            content_image, style_image, scales, scale_steps, o,
+            lambda c, s, opts: transfer(c, s, alpha, beta, content_layer, style_layers, layer_weights,
+                                        **{f.name: getattr(opts, f.name) for f in fields(opts)}),
+        )
     return _run(content_image, style_image, [content_layer], list(style_layers), alpha, beta,
                 layer_weights, content_image.shape, o, "transfer",
                 {"alpha": alpha, "beta": beta, "content_layer": content_layer,
                  "style_layers": list(style_layers), "layer_weights": layer_weights})
+
+
+# ------------------------------------------------------------------ coarse-to-fine
+
+
+def _scale_shape(image: Tensor, factor: float) -> tuple[int, int]:
+    return max(1, round(image.shape[-2] * factor)), max(1, round(image.shape[-1] * factor))
+
+
+def _coarse_to_fine(content: Tensor, style: Tensor, scales: Sequence[int], scale_steps: Sequence[int] | None,
+                    options: Options, run: Callable[[Tensor, Tensor, Options], Result]) -> Result:
+    """Run ``run`` at each of ``scales`` in turn, each pass starting from the previous result.
+
+    Returns one ``Result``: the last pass's image, the passes' histories joined
+    (losses of different sizes are not comparable: the content and style terms
+    sum over positions), ``settings["scales"]`` and ``settings["scale_steps"]``.
+    """
+    scales = [int(size) for size in scales]
+    if not scales or any(size < 1 for size in scales) or sorted(scales) != scales:
+        raise ValueError(f"scales must be increasing long edges in px, e.g. (256, 512); got {scales}")
+    if scale_steps is None:
+        share = options.steps // len(scales)
+        scale_steps = [share] * (len(scales) - 1) + [options.steps - share * (len(scales) - 1)]
+    scale_steps = [int(n) for n in scale_steps]
+    if len(scale_steps) != len(scales) or min(scale_steps) < 1:
+        raise ValueError(f"scale_steps needs one positive count per scale {scales}; got {scale_steps}")
+    start = time.perf_counter()
+    long_edge = max(content.shape[-2:])
+    history: dict[str, list[float]] = {"total": [], "content": [], "style": []}
+    done: list[int] = []
+    result: Result | None = None
+    for size, steps in zip(scales, scale_steps):
+        factor = size / long_edge
+        init = options.init if result is None else result.image  # resized to this pass by _initial_image
+        result = run(resize(content, _scale_shape(content, factor)), resize(style, _scale_shape(style, factor)),
+                     replace(options, steps=steps, init=init))
+        offset = sum(done)
+        for key in history:
+            history[key] += result.history[key]
+        done.append(result.steps)
+        if result.stopped != "done":
+            break
+    assert result is not None
+    final_hw = _scale_shape(content, scales[-1] / long_edge)
+    image = resize(result.image, final_hw).clamp(0, 1)  # only if a pass stopped early
+    settings = {**result.settings, "scales": scales, "scale_steps": done, "size": list(final_hw)}
+    return Result(image=image, history=history, steps=sum(done), seconds=time.perf_counter() - start,
+                  settings=settings, stopped=result.stopped,
+                  best_step=offset + result.best_step if result.best_step else 0)
+
+
+# ------------------------------------------------------------------ batches
+
+
+_BATCH_KEYS = ("alpha", "beta", "style_layers", "layer_weights")
+
+
+def transfer_batch(
+    content_image: Tensor,
+    style_image: Tensor,
+    runs: Sequence[Mapping[str, Any]],
+    content_layer: str = "relu4_2",
+    batch_size: int | None = None,
+    **options: Any,
+) -> list[Result]:
+    """Many transfers of one photo and one painting that differ in alpha, beta or style layers.
+
+    For the figures that need many independent runs of the same size (Fig. 3:
+    style-layer subsets by alpha/beta ratios). With Adam, the runs are
+    optimised together as one batch: the losses are summed over the batch
+    (each image's gradient is its own), each image's loss is scaled by its own
+    starting value, and Adam's update is per pixel, so each image follows
+    exactly the path it would alone (up to float rounding). On a GPU one
+    batch keeps the device busy where a single 256 px image does not; on a
+    CPU the convolutions already run at the machine's limit, so it is about
+    as fast as one after another.
+
+    With L-BFGS the runs are done one after another (``transfer`` for each):
+    L-BFGS keeps a curvature history and takes line-search steps for the whole
+    parameter vector, so a batch would couple the images. Making it exact
+    needs a history and a line search per image, each stopping at its own
+    evaluation count; we keep it sequential instead.
+
+    Args:
+        content_image, style_image: as for ``transfer``.
+        runs: one mapping per run with any of ``alpha``, ``beta``,
+            ``style_layers``, ``layer_weights`` (defaults as in ``transfer``).
+        content_layer: shared by all runs.
+        batch_size: at most this many images per batch (memory); default all.
+        **options: see ``Options``; the same for all runs (same seed: the
+            same starting noise for every run, as when run one by one). With
+            a ``callback`` (a live preview) the runs go one by one too.
+
+    Returns:
+        One ``Result`` per run, in order; ``seconds`` is each run's share of
+        its batch's wall time.
+    """
+    o = Options.from_kwargs(options)
+    runs = [dict(run) for run in runs]
+    for run in runs:
+        unknown = sorted(set(run) - set(_BATCH_KEYS))
+        if unknown:
+            raise ValueError(f"Unknown run setting(s) {', '.join(unknown)}; use {', '.join(_BATCH_KEYS)}")
+    if o.optimizer != "adam" or o.callback is not None:  # exact batching needs a separable optimiser
+        return [transfer(content_image, style_image, content_layer=content_layer, **run, **options) for run in runs]
+    content_image = _as_batch(content_image, "content_image")
+    style_image = _as_batch(style_image, "style_image")
+    size = batch_size or len(runs)
+    results: list[Result] = []
+    for first in range(0, len(runs), size):
+        results += _transfer_chunk(content_image, style_image, runs[first:first + size], content_layer, o)
+    return results
+
+
+def _transfer_chunk(content: Tensor, style: Tensor, runs: list[dict[str, Any]], content_layer: str,
+                    options: Options) -> list[Result]:
+    start = time.perf_counter()
+    settings = []
+    for run in runs:
+        run.setdefault("alpha", 1.0)
+        run.setdefault("beta", _default_beta())
+        run["style_layers"] = list(run.get("style_layers", STYLE_LAYERS))
+        check_weights([run["alpha"], run["beta"]], "alpha and beta")
+        check_layers(run["style_layers"])
+        unknown = set(run.get("layer_weights") or {}) - set(run["style_layers"])
+        if unknown:
+            raise ValueError(f"layer_weights names {sorted(unknown)}, which are not among style_layers "
+                             f"{run['style_layers']}")
+        settings.append({"task": "transfer", "alpha": run["alpha"], "beta": run["beta"], "content_layer": content_layer,
+                         "style_layers": run["style_layers"], "layer_weights": run.get("layer_weights"),
+                         **options.summary(), "size": list(content.shape[-2:]), "batched": len(runs)})
+    vgg = options.network()
+    device = _device_of(vgg)
+    channels_last = _prepare_network(vgg, options)
+    union = list(dict.fromkeys(layer for run in runs for layer in run["style_layers"]))
+    weights = {}
+    for layer in union:  # (B,): w_l of each run, 0 where a run does not use the layer
+        column = []
+        for run in runs:
+            given = run.get("layer_weights") or {}
+            default = 1.0 / len(run["style_layers"])
+            column.append(float(given.get(layer, default)) if layer in run["style_layers"] else 0.0)
+        check_weights(column, "style layer weights")
+        weights[layer] = torch.tensor(column, device=device)
+    with torch.no_grad(), _autocast(device, options.precision):
+        content_targets = {k: v.float() for k, v in vgg(content.to(device), [content_layer]).items()}
+    style_targets = _style_targets(vgg, style, union, tuple(content.shape[-2:]), options.precision)
+    alpha = torch.tensor([float(run["alpha"]) for run in runs], device=device)
+    beta = torch.tensor([float(run["beta"]) for run in runs], device=device)
+    objective = _make_objective(vgg, content_targets, style_targets, alpha, beta, weights, options.precision,
+                                channels_last, per_image=True)
+    x0 = _initial_image(options.init, (1, *content.shape[1:]), options, content, style)
+    x0 = x0.expand(len(runs), -1, -1, -1).contiguous().to(device)  # the same start for every run, as alone
+    results = optimize_image(objective, x0, options, settings, description=f"transfer x{len(runs)}")
+    assert isinstance(results, list)
+    seconds = time.perf_counter() - start
+    for result in results:
+        result.seconds = seconds / len(runs)
+    return results
+
+
+def _default_beta() -> float:
+    import inspect
+
+    return inspect.signature(transfer).parameters["beta"].default

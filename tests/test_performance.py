@@ -1,0 +1,164 @@
+"""The fast paths of ``optimize.py`` give the same answers as the plain ones (CPU, small sizes).
+
+Speed is measured by ``benchmarks/bench.py``, not here: these tests only check
+that each shortcut (bf16 autocast, channels_last, batching, coarse-to-fine)
+does not change what is computed beyond rounding.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from nst_helpers import STYLE_LAYERS, transfer
+from nst_helpers.optimize import Options, _prepare_network, optimize_image, transfer_batch
+
+
+@pytest.fixture(scope="module")
+def vgg():
+    """A private random-weight network: these tests change its memory layout."""
+    from nst_helpers import load_vgg19
+
+    return load_vgg19("random", pooling="avg", device="cpu")
+
+
+@pytest.fixture
+def pair(smooth_image):
+    """A 40x48 'photo' and a 32x32 'painting' with different statistics."""
+    g = torch.Generator().manual_seed(1)
+    style = (torch.rand(1, 3, 32, 32, generator=g) * 0.6 + smooth_image[..., :32, :32] * 0.4).clamp(0, 1)
+    return smooth_image, style
+
+
+def test_channels_last_gives_the_same_features(vgg, smooth_image):
+    layers = ["relu1_1", "relu3_1", "relu5_1"]
+    plain = vgg(smooth_image, layers)
+    fast = copy.deepcopy(vgg).to(memory_format=torch.channels_last)
+    nhwc = fast(smooth_image.contiguous(memory_format=torch.channels_last), layers)
+    assert nhwc["relu1_1"].is_contiguous(memory_format=torch.channels_last)
+    for layer in layers:
+        torch.testing.assert_close(nhwc[layer], plain[layer], rtol=1e-4, atol=1e-5)
+
+
+def test_prepare_network_sets_and_restores_the_layout(vgg):
+    assert _prepare_network(vgg, Options(channels_last=True, extractor=vgg)) is True
+    assert vgg.conv("conv2_1").weight.is_contiguous(memory_format=torch.channels_last)
+    assert _prepare_network(vgg, Options(extractor=vgg)) is False  # CPU default: NCHW
+    assert vgg.conv("conv2_1").weight.is_contiguous()
+
+
+def test_channels_last_transfer_matches_nchw(vgg, pair):
+    content, style = pair
+    kw = dict(alpha=1.0, beta=1e2, steps=3, optimizer="adam", extractor=vgg, progress=False)
+    plain = transfer(content, style, **kw)
+    fast = transfer(content, style, channels_last=True, **kw)
+    torch.testing.assert_close(fast.history["total"], plain.history["total"], rtol=1e-3, atol=0)
+
+
+def test_bf16_autocast_loss_is_close_to_fp32(caffe_vgg, pair):
+    """bf16 features with fp32 Grams and losses: the same optimisation to within a few %."""
+    content, style = pair
+    # Adam: its path is smooth in the loss, so it shows the precision, not L-BFGS's line-search branching.
+    kw = dict(alpha=1.0, beta=1e2, steps=15, optimizer="adam", extractor=caffe_vgg, progress=False)
+    fp32 = transfer(content, style, precision="fp32", **kw)
+    bf16 = transfer(content, style, precision="bf16", **kw)
+    assert bf16.loss == pytest.approx(fp32.loss, rel=0.05)
+    assert bf16.history["total"][0] == pytest.approx(fp32.history["total"][0], rel=0.02)
+
+
+def test_bf16_objective_keeps_losses_in_fp32(caffe_vgg, pair):
+    content, style = pair
+    result = transfer(content, style, precision="bf16", steps=2, extractor=caffe_vgg, progress=False)
+    assert result.image.dtype == torch.float32
+    assert all(isinstance(v, float) for v in result.history["total"])
+
+
+def test_batched_adam_equals_runs_one_by_one(vgg, pair):
+    content, style = pair
+    runs = [
+        {"alpha": 1.0, "beta": 1e2},
+        {"alpha": 1e-2, "beta": 1.0, "style_layers": STYLE_LAYERS[:2]},
+        {"alpha": 1.0, "beta": 10.0, "style_layers": ["relu1_1", "relu3_1"], "layer_weights": {"relu1_1": 0.9, "relu3_1": 0.1}},
+    ]
+    kw = dict(steps=4, optimizer="adam", extractor=vgg, progress=False, seed=3)
+    batched = transfer_batch(content, style, runs, **kw)
+    alone = [transfer(content, style, **run, **kw) for run in runs]
+    assert len(batched) == len(runs)
+    for b, a in zip(batched, alone):
+        assert b.image.shape == a.image.shape == content.shape
+        assert b.best_step == a.best_step
+        for key in ("total", "content", "style"):
+            torch.testing.assert_close(b.history[key], a.history[key], rtol=1e-4, atol=1e-6)
+        # Pixels whose gradient is ~0 get Adam steps of +-lr from rounding alone: compare on average.
+        assert (b.image - a.image).abs().mean() < 1e-3
+        assert b.settings["batched"] == len(runs)
+
+
+def test_batched_in_chunks_equals_one_batch(vgg, pair):
+    content, style = pair
+    runs = [{"alpha": a, "beta": 1.0} for a in (1e-3, 1e-2, 1e-1)]
+    kw = dict(steps=2, optimizer="adam", extractor=vgg, progress=False)
+    whole = transfer_batch(content, style, runs, **kw)
+    chunks = transfer_batch(content, style, runs, batch_size=2, **kw)
+    for w, c in zip(whole, chunks):
+        torch.testing.assert_close(w.history["total"], c.history["total"], rtol=1e-4, atol=0)
+
+
+def test_lbfgs_batch_runs_one_by_one(vgg, pair):
+    content, style = pair
+    runs = [{"alpha": 1.0, "beta": 1e2}, {"alpha": 1e-2, "beta": 1.0}]
+    kw = dict(steps=2, extractor=vgg, progress=False)
+    batched = transfer_batch(content, style, runs, **kw)
+    alone = [transfer(content, style, **run, **kw) for run in runs]
+    for b, a in zip(batched, alone):
+        assert b.history["total"] == a.history["total"]
+        assert "batched" not in b.settings
+
+
+def test_batch_rejects_unknown_settings(vgg, pair):
+    with pytest.raises(ValueError, match="Unknown run setting"):
+        transfer_batch(*pair, [{"gamma": 1.0}], optimizer="adam", extractor=vgg)
+
+
+def test_per_image_losses_match_a_scalar_objective(pair):
+    """optimize_image with (B,) losses: each image is scaled and tracked on its own."""
+    target = torch.full((2, 3, 8, 8), 0.3)
+
+    def objective(x):
+        per = 0.5 * (x - target).pow(2).flatten(1).sum(1) * torch.tensor([1.0, 100.0])
+        return per, {"content": per, "style": torch.zeros_like(per)}
+
+    init = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0)).expand(2, -1, -1, -1)
+    results = optimize_image(objective, init, Options(steps=30, optimizer="adam", lr=0.05, progress=False))
+    assert isinstance(results, list) and len(results) == 2
+    for result in results:
+        assert len(result.history["total"]) == 30
+        assert result.history["total"][-1] < 0.5 * result.history["total"][0]
+    # The same path despite the 100x weight: each image's loss is scaled by its own start.
+    torch.testing.assert_close(results[0].image, results[1].image)
+    assert results[1].history["total"][-1] == pytest.approx(100 * results[0].history["total"][-1], rel=1e-5)
+
+
+def test_coarse_to_fine_output_and_progress(vgg, pair):
+    content, style = pair  # 40x48: passes at 24x20 -> 48x40 px
+    kw = dict(alpha=1.0, beta=1e2, extractor=vgg, progress=False)
+    result = transfer(content, style, scales=(24, 48), steps=12, **kw)
+    assert result.image.shape == content.shape
+    assert result.settings["scales"] == [24, 48] and result.settings["scale_steps"] == [6, 6]
+    assert result.steps == 12 and len(result.history["total"]) == 12
+    fine = result.history["total"][6:]
+    assert fine[-1] < fine[0]  # the fine pass improves on its upsampled start
+    assert result.best_step > 6 and result.loss == min(fine)
+    assert 0 <= result.image.min() and result.image.max() <= 1 and result.image.std() > 0.01
+
+
+def test_coarse_to_fine_explicit_steps_and_errors(vgg, pair):
+    content, style = pair
+    result = transfer(content, style, scales=(24, 48), scale_steps=(3, 2), extractor=vgg, progress=False)
+    assert result.settings["scale_steps"] == [3, 2] and result.steps == 5
+    with pytest.raises(ValueError, match="increasing"):
+        transfer(content, style, scales=(48, 24), extractor=vgg, progress=False)
+    with pytest.raises(ValueError, match="one positive count per scale"):
+        transfer(content, style, scales=(24, 48), scale_steps=(3,), extractor=vgg, progress=False)
