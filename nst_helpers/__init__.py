@@ -22,7 +22,16 @@ from .features import (
 )
 from .images import SAMPLES, load_image, sample_image, save_image, to_pil
 from .losses import content_loss, gram_matrix, rescale_gram, style_layer_loss, style_loss, total_loss
-from .optimize import Options, Progress, Result, optimize_image, reconstruct_content, synthesize_texture, transfer
+from .optimize import (
+    Options,
+    Progress,
+    Result,
+    optimize_image,
+    reconstruct_content,
+    synthesize_texture,
+    transfer,
+    transfer_batch,
+)
 
 __version__ = "0.1.0"
 
@@ -52,4 +61,5 @@ __all__ = [
     "to_pil",
     "total_loss",
     "transfer",
+    "transfer_batch",
 ]
