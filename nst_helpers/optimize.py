@@ -31,7 +31,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import torch
@@ -109,7 +109,8 @@ class Options:
 
     def summary(self) -> dict[str, Any]:
         """The settings as plain values, for ``Result.settings``."""
-        out = {k: v for k, v in asdict(self).items() if k not in ("callback", "extractor", "init")}
+        # Not dataclasses.asdict: it deep-copies the callback (a bound method holding a lock fails).
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("callback", "extractor", "init")}
         out["init"] = self.init if isinstance(self.init, str) else "tensor"
         out["device"] = str(pick_device(self.device) if self.extractor is None else _device_of(self.extractor))
         return out

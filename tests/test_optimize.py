@@ -172,3 +172,23 @@ def test_conv_and_relu_layers_are_both_accepted(smooth_image, quick):
     pre = reconstruct_content(smooth_image, "conv1_1", steps=3, **quick)
     post = reconstruct_content(smooth_image, "relu1_1", steps=3, **quick)
     assert pre.settings["layer"] == "conv1_1" and post.settings["layer"] == "relu1_1"
+
+
+def test_a_bound_method_holding_a_lock_can_be_the_callback(smooth_image, quick):
+    import threading
+
+    class Watcher:
+        def __init__(self):
+            self.lock = threading.Lock()
+            self.steps = []
+
+        def __call__(self, progress):
+            with self.lock:
+                self.steps.append(progress.step)
+
+        def on_progress(self, progress):
+            self(progress)
+
+    watcher = Watcher()
+    result = reconstruct_content(smooth_image, "relu1_1", steps=4, every=2, callback=watcher.on_progress, **quick)
+    assert watcher.steps == [2, 4] and result.settings["steps"] == 4
