@@ -1,0 +1,204 @@
+"""Tests for nst_helpers.widgets: the lab's logic, headless (no browser; test_browser.py drives a real one).
+
+Runs are tiny (32 px, seeded random weights) so each takes a second or so on a CPU.
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import time
+import xml.etree.ElementTree as ET
+
+import pytest
+import torch
+from PIL import Image
+
+from nst_helpers import STYLE_LAYERS
+from nst_helpers import widgets as lab_module
+from nst_helpers.widgets import LabSettings, StyleLab, balanced_ratio, lab_preset
+
+
+def _png_bytes(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 80, 40)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _upload(name: str, content: bytes) -> tuple[dict, ...]:
+    """What ipywidgets' FileUpload holds after the browser sent one file."""
+    return ({"name": name, "type": "", "size": len(content), "content": memoryview(content),
+             "last_modified": datetime.datetime(2024, 1, 1)},)
+
+
+def _wait_for(condition, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for the lab")
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def lab(data_dir, tmp_path):
+    lab = StyleLab(size=32, steps=4, weights="random", device="cpu", save_dir=tmp_path / "saved", measure=False,
+                   refresh_s=0.0)
+    yield lab
+    lab.stop()
+    assert lab.wait(60), "a run was still going at the end of the test"
+
+
+def test_presets_follow_the_device():
+    assert lab_preset("cpu", smoke=False) == lab_module.Preset(128, 100, "cpu")
+    assert lab_preset("cuda", smoke=False).size == 512  # the paper's size
+    assert lab_preset("cuda", smoke=True) == lab_module.Preset(32, 3, "smoke")
+
+
+def test_balanced_ratio_moves_with_the_pixel_count():
+    assert balanced_ratio(256) == pytest.approx(1e-2)  # measured at 256 px
+    assert balanced_ratio(128) == pytest.approx(10**-1.4)  # x4: a quarter of the positions (3e-2 looked right)
+    assert balanced_ratio(512) == pytest.approx(10**-2.6)
+
+
+def test_settings_become_transfer_arguments():
+    settings = LabSettings(ratio=1e-3, style_layers=("relu1_1", "relu3_1"), layer_weights=(1.0, 3.0), steps=7)
+    kwargs = settings.transfer_kwargs()
+    assert kwargs["alpha"] == 1e-3 and kwargs["beta"] == 1.0  # only the ratio matters
+    assert kwargs["layer_weights"] == {"relu1_1": 0.25, "relu3_1": 0.75}  # relative weights, summing to 1
+    assert kwargs["style_layers"] == ["relu1_1", "relu3_1"] and kwargs["steps"] == 7
+    lines = settings.describe()
+    assert lines[0] == "α/β = 1.0e-03"
+    assert "conv1_1, conv3_1" in lines[3] and "1:3" in lines[3]  # the paper's names, unequal weights shown
+    assert "conv1_1 … conv5_1" in LabSettings().describe()[3]
+
+
+def test_controls_start_from_the_paper(lab):
+    settings = lab.settings()
+    assert settings.style_layers == STYLE_LAYERS and settings.content_layer == "relu4_2"
+    assert (settings.pooling, settings.init, settings.optimizer) == ("avg", "noise", "lbfgs")
+    assert [t.description for t in lab.layer_toggles.values()] == ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
+    assert lab.ratio.min == -6 and lab.ratio.max == 0  # a log slider over 1e-6 .. 1e0
+    assert lab.ratio.value == pytest.approx(balanced_ratio(32))
+    assert "known after the first run" in lab.estimate.value
+
+
+def test_a_run_updates_image_progress_and_history(lab):
+    placeholder = lab.image.value
+    lab.ratio.value = 1e-3
+    lab.layer_toggles["relu5_1"].value = False
+    lab.layer_weights["relu1_1"].value = 2.0
+    lab.pooling.value, lab.init.value, lab.optimizer.value = "max", "content", "adam"
+    assert lab.run()
+    assert lab.wait(120)
+    assert not lab.running and not lab.run_button.disabled and lab.stop_button.disabled
+    assert lab.image.value != placeholder
+    assert lab.progress.value == 4 and lab.progress.bar_style == "success"
+    assert "Finished" in lab.message.value
+    assert "<polyline" in lab.plot.value  # the loss plot has curves
+    assert "about" in lab.estimate.value  # the run's own speed now predicts the next
+    (run,) = lab.history
+    assert run.result.steps == 4 and run.result.stopped == "done"
+    assert run.settings.ratio == pytest.approx(1e-3)
+    assert run.settings.style_layers == STYLE_LAYERS[:4]
+    assert (run.settings.pooling, run.settings.init, run.settings.optimizer) == ("max", "content", "adam")
+    assert run.result.settings["alpha"] == pytest.approx(1e-3) and run.result.settings["pooling"] == "max"
+    assert len(lab.history_box.children) == 1
+    card = lab.history_box.children[0]
+    save_button, saved = card.children[2], card.children[3]
+    save_button.click()
+    assert run.saved is not None and run.saved.exists() and str(run.saved) in saved.value
+    assert Image.open(run.saved).size == (32, 24)
+
+
+def test_stop_ends_the_run_early_and_keeps_the_image(lab):
+    lab.steps.value = 1000
+    assert lab.run()
+    _wait_for(lambda: lab.progress.value >= 2)
+    lab.stop()
+    assert lab.wait(60)
+    (run,) = lab.history
+    assert run.result.stopped == "stopped" and 2 <= run.result.steps < 1000
+    assert "Stop" in lab.message.value
+    torch.testing.assert_close(run.result.image.shape, torch.Size([1, 3, 24, 32]))
+    assert lab.image.value == lab_module._png(run.result.image)  # the image reached is what is shown
+
+
+def test_a_second_run_cannot_start_while_one_runs(lab):
+    lab.steps.value = 1000
+    assert lab.run()
+    _wait_for(lambda: lab.progress.value >= 1)
+    first = lab._thread
+    assert lab.run_button.disabled and not lab.stop_button.disabled
+    assert lab.ratio.disabled  # the settings are frozen while they are used
+    assert not lab.run()
+    lab.run_button.click()  # the button's handler goes through the same guard
+    assert lab._thread is first
+    assert "already" in lab.message.value
+    lab.stop()
+    assert lab.wait(60)
+    assert len(lab.history) == 1
+
+
+def test_no_style_layer_gives_a_message_not_a_traceback(lab):
+    for toggle in lab.layer_toggles.values():
+        toggle.value = False
+    assert not lab.run()
+    assert "No style layer" in lab.message.value
+    assert lab._thread is None and not lab.history and not lab.running
+
+
+def test_zero_weights_give_a_message(lab):
+    for weight in lab.layer_weights.values():
+        weight.value = 0.0
+    assert not lab.run()
+    assert "weight 0" in lab.message.value
+
+
+def test_an_image_too_small_for_the_deepest_layer_gives_a_message(lab):
+    lab.content_upload.value = _upload("panorama.png", _png_bytes(400, 20))  # 32 px wide -> 32x2 px
+    assert lab.content.value == "upload:panorama.png"
+    assert lab.run()
+    assert lab.wait(60)
+    assert "too small" in lab.message.value and "conv5_1" in lab.message.value
+    assert not lab.history and not lab.running and not lab.run_button.disabled
+
+
+def test_uploads_become_choices_and_non_images_are_refused(lab):
+    before = lab.content.value
+    lab.content_upload.value = _upload("notes.txt", b"not an image at all")
+    assert lab.content.value == before
+    assert "notes.txt" in lab.message.value and "not an image" in lab.message.value
+    lab.style_upload.value = _upload("my painting.png", _png_bytes(60, 40))
+    assert lab.style.value == "upload:my_painting.png"
+    assert "upload:my_painting.png" in [value for _, value in lab.content.options]  # usable as content too
+    assert lab.run() and lab.wait(60)
+    assert lab.history[0].settings.style == "upload:my_painting.png"
+
+
+def test_an_error_in_the_thread_is_shown(lab, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("the engine broke")
+
+    monkeypatch.setattr(lab_module, "transfer", broken)
+    assert lab.run()
+    assert lab.wait(60)
+    assert "the engine broke" in lab.message.value and "RuntimeError" in lab.message.value
+    assert "Traceback" in lab.last_error
+    assert not lab.running and not lab.run_button.disabled and lab.progress.bar_style == "danger"
+
+
+def test_speed_is_measured_in_the_background(data_dir, tmp_path):
+    lab = StyleLab(size=32, steps=10, weights="random", device="cpu", save_dir=tmp_path)
+    assert lab.wait(60)
+    assert "about" in lab.estimate.value and "warm-up" in lab.estimate.value
+    lab.size.value = 64
+    assert "at 64 px" in lab.estimate.value
+
+
+def test_loss_plot_is_valid_svg():
+    empty = lab_module._loss_svg([], [], [], 1e-2, 3)
+    curves = lab_module._loss_svg([1, 2, 3], [5.0, 0.0, 3.0], [1e5, 1e3, float("nan")], 1e-2, 10)
+    for svg in (empty, curves):
+        ET.fromstring(svg)  # well-formed
+    assert "<polyline" not in empty and curves.count("<polyline") == 2
+    assert ">1e5<" in curves and ">1e0<" in curves  # decades of the log axis
