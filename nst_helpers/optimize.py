@@ -71,6 +71,7 @@ class Options:
     lr: float | None = None  # None: 1.0 for L-BFGS (line search picks the step), 0.02 for Adam (pixels in [0, 1])
     init: str | Tensor = "noise"  # the paper starts from white noise (Fig. 1, 2); or "content", "style", a tensor
     seed: int = 0  # white-noise seed: same seed, same picture
+    noise_std: float = 0.05  # white noise N(0.5, std^2); louder noise leaves grain deep layers ignore (notebook 01)
     pooling: str = "avg"  # the paper: average pooling for synthesis (2015, Methods)
     weights: str = "caffe"  # the paper's network: the original Caffe VGG-19
     normalize: bool = False  # the paper's rescaled network (mean activation one per filter)
@@ -340,7 +341,9 @@ def _initial_image(init: str | Tensor, shape: Sequence[int], options: Options,
         return resize(init.float(), tuple(shape[-2:]))
     if init == "noise":
         generator = torch.Generator().manual_seed(options.seed)
-        return torch.rand(tuple(shape), generator=generator)  # white noise, uniform in [0, 1]
+        # Gaussian white noise around mid-grey. The paper does not give its strength; uniform
+        # noise in [0, 1] (std 0.29) leaves pixel grain the deep layers never remove (notebook 01).
+        return 0.5 + options.noise_std * torch.randn(tuple(shape), generator=generator)
     source = content if init == "content" else style
     if source is None:
         raise ValueError(f"init={init!r} needs a {init} image, which this task does not have; use 'noise'")
@@ -511,7 +514,7 @@ def transfer(
     content_image: Tensor,
     style_image: Tensor,
     alpha: float = 1.0,
-    beta: float = 1e3,
+    beta: float = 1e2,
     content_layer: str = "relu4_2",
     style_layers: Sequence[str] = STYLE_LAYERS,
     layer_weights: Mapping[str, float] | None = None,
