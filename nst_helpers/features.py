@@ -281,8 +281,12 @@ def _file_state(path: Path) -> tuple[dict[str, Tensor], str]:
 def normalization_means() -> dict[str, Tensor]:
     """Per-filter mean activations of the Caffe VGG-19, stored in the package.
 
-    Made by ``scripts/calibrate_normalization.py`` (see that file for the image
-    set); ``{conv name: (C,)}``.
+    ``{conv name: (C,)}``: the mean of each filter's rectified response over the
+    positions of 48 views (whole images and crops) of the paper's images and
+    matplotlib's sample photo, measured with max pooling; each mean is raised to
+    at least 10 % of its layer's median, so that no almost-silent filter gets a
+    huge factor. Made by ``scripts/calibrate_normalization.py`` (the image set,
+    views and floor are documented there and in the JSON file).
     """
     text = resources.files("nst_helpers").joinpath(_NORMALIZATION_FILE).read_text()
     data = json.loads(text)
@@ -332,9 +336,10 @@ def load_vgg19(
             synthesis (2015, Methods).
         device: where the network lives; ``None`` picks CUDA, MPS, then CPU.
         normalize: the paper's normalised network (filters rescaled so each
-            has mean activation one over natural images, Caffe weights only).
-            The scaling is computed with max pooling, then the pooling is
-            swapped, as in the paper.
+            has mean activation one over natural images, Caffe weights only;
+            see ``normalization_means``). The scaling is computed with max
+            pooling, then the pooling is swapped, as in the paper; responses
+            are the original ones divided by a positive factor per channel.
 
     Returns:
         A frozen ``VGG19Features`` in eval mode.

@@ -1,19 +1,94 @@
-"""The paper's figures: the runs behind them and the statistics that check them.
+"""The paper's figures: the runs behind them, their layout, and the statistics that check them.
 
-The run functions here are what the notebooks call; ``make figures`` lays
-their results out as the paper does.
+The run functions (``content_reconstructions``, ``style_reconstructions``,
+``transfers``, ``ratio_grid``) are what the notebooks call; ``make_figures``
+(``python -m nst_helpers figures --out DIR``, ``make figures``) lays their
+results out as Gatys, Ecker & Bethge do and writes, for each figure, a PNG, a
+caption (.txt), and one ``stats.json`` with the numbers behind the paper's
+claims:
+
+* Fig. 1, content row: the pixel error of the reconstruction grows with depth;
+  ``relu1_1`` is near perfect (its PSNR is in the JSON).
+* Fig. 1, style row: textures from deeper subsets match the painting on larger
+  scales: their Gram loss (eq. 4) at the deep layers falls and the spatial
+  autocorrelation length of the texture grows.
+* Fig. 3: along each row, as alpha/beta grows, the content loss of the result
+  falls and its style loss rises.
+* 2016 paper: content at ``relu2_2`` keeps more pixel detail than at
+  ``relu4_2`` (higher PSNR against the photo).
+
+The network is the paper's: the Caffe VGG-19 normalised so that each filter's
+mean activation is one (``load_vgg19(normalize=True)``), with average pooling.
+
+The alpha/beta question (measured; see ``paper_ratio``)
+------------------------------------------------------
+With that network, average pooling, the literal eqs. 1, 4, 5 (w_l = 1/5) and
+L-BFGS from white noise, the paper's ratios do *not* give the paper's balance.
+At 128 px (Tübingen + Composition VII, start: uniform noise in [0, 1])
+alpha/beta = 1e-2, 1e-3 and 1e-4 all give the photo under leftover noise
+with hardly any texture: at 1e-3 the content loss falls by 76 % from the
+noise start in 80 evaluations, the style loss by only 38 %. Sweeping our
+ratio down (128 px, 80-300 evaluations; the same four looks again from the
+engine's current start, Gaussian noise of std 0.05, 200 evaluations):
+
+    1e-5  the photo, some texture        (the paper's 1e-2 column)
+    1e-6  strong texture, content clear  (the paper's 1e-3, Fig. 2 B-D)
+    1e-7  texture, content still there   (the paper's 1e-4)
+    1e-8  texture, content barely        (the paper's 1e-5 column)
+
+so at 128 px ours = paper x 1e-3 (``RATIO_FACTOR``), as well as a look can
+be matched by eye (a factor of about 3 either way).
+
+The image size matters. The two terms scale differently: with activations of
+order one, eq. 1 sums N M squared differences while eq. 4 divides by N^2 M^2,
+so a pixel's gradient from the content term is of order one and from a style
+layer of order 1/(N_l M_l). For the same picture the ratio must therefore fall
+as 1/M, i.e. as 1/S^2 for an image of S px. Checked twice (uniform-noise
+start):
+
+* tiling (identical statistics per position): the 64 px photo and painting
+  tiled 2 x 2 (128 px, 4x the positions) at 2.5e-7 end with the relative
+  losses of the 64 px pair at 1e-6 (content / its value at the noise start
+  0.16 vs 0.19; style 0.012 vs 0.018), and at 1e-6 with those of the 64 px
+  pair at 4e-6 (0.065 vs 0.072; 0.028 vs 0.036);
+* real images, run to convergence (the total falls by at most 3.5 % over the
+  last fifth of the run): the photo at 128 px, 2.5e-7, 300 evaluations keeps as much
+  content (0.18) as at 64 px, 1e-6, 150 evaluations (0.19); at 128 px, 1e-6
+  it keeps twice as much (0.085).
+
+Trap: at 128 px and only 150 evaluations the same ratio gave the same
+relative content loss at 64 and 128 px (0.18 vs 0.19 at 1e-6), because the
+larger image had not converged (the total still fell 10-23 % over the last
+30 evaluations). More evaluations mostly improve the content (128 px, 1e-6:
+0.18 -> 0.085 from 150 to 300 evaluations, style 0.024 -> 0.022) and remove
+the pixel noise that photo-dominated runs keep.
+
+Hence ``paper_ratio(r, S) = r x RATIO_FACTOR x (REFERENCE_SIZE / S)^2``, with
+REFERENCE_SIZE = 128: at 512 px the paper's 1e-3 is our 6.3e-8. Not checked
+here: sizes above 128 px (no GPU on the machine this was measured on); look
+at Fig. 3 at 512 px.
+
+The optimiser is not the cause: the engine stops on its evaluation budget
+only (zero tolerances, loss divided by its starting value), and every run
+above used its full budget, 1e-5 and 1e-8 included, so the early line-search
+stop of an earlier trial (1e-5 at 192 px, 9 evaluations) is gone.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from .features import STYLE_LAYERS
+from .features import STYLE_LAYERS, VGG19Features, load_vgg19, pick_device
+from .losses import gram_matrix, rescale_gram, style_layer_loss
 from .optimize import Result, reconstruct_content, synthesize_texture, transfer
 
 __all__ = [
@@ -23,7 +98,54 @@ __all__ = [
     "ratio_grid",
     "psnr",
     "autocorrelation_length",
+    "gram_losses",
+    "paper_ratio",
+    "paper_name",
+    "Preset",
+    "PRESETS",
+    "FIGURES",
+    "default_preset",
+    "figure_network",
+    "make_figures",
+    "add_cli",
 ]
+
+# ------------------------------------------------------------------ the alpha/beta mapping
+
+#: Image size (long edge, px) at which ``RATIO_FACTOR`` was measured.
+REFERENCE_SIZE = 128
+#: ours / paper's alpha/beta at ``REFERENCE_SIZE`` (measured: see the module docstring).
+RATIO_FACTOR = 1e-3
+
+
+def paper_ratio(ratio: float, size: int) -> float:
+    """Our alpha/beta for the paper's ``ratio`` at an image of ``size`` px (long edge).
+
+    ``ratio * RATIO_FACTOR * (REFERENCE_SIZE / size) ** 2``: the content term
+    (eq. 1) grows with the number of positions, the style term (eq. 4) does
+    not, so the ratio that gives the same picture falls as 1/size^2.
+
+    Note: differs from the paper, whose ratios (1e-5 .. 1e-2) do not give its
+    pictures with its printed equations (eqs. 1, 4, 5) and this network;
+    measured at 64-128 px, see the module docstring.
+    """
+    if not ratio > 0 or not size > 0:
+        raise ValueError(f"ratio and size must be positive, got ratio={ratio}, size={size}")
+    return ratio * RATIO_FACTOR * (REFERENCE_SIZE / size) ** 2
+
+
+def _ratio_text(ratio: float) -> str:
+    """``1e-05`` -> ``1e-5``, ``3e-06`` -> ``3e-6``: how the paper writes its ratios."""
+    mantissa, exponent = f"{ratio:.0e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def paper_name(layer: str) -> str:
+    """The paper's name for one of our layers: ``relu4_2`` -> ``conv4_2`` (Caffe's in-place ReLU)."""
+    return "conv" + layer[4:] if layer.startswith("relu") else layer
+
+
+# ------------------------------------------------------------------ runs (what the notebooks call)
 
 
 def content_reconstructions(image: Tensor, layers: Sequence[str] = STYLE_LAYERS, **options: Any) -> dict[str, Result]:
@@ -55,12 +177,19 @@ def ratio_grid(
     style_layers: Sequence[str] = STYLE_LAYERS,
     **kwargs: Any,
 ) -> dict[tuple[int, float], Result]:
-    """Fig. 3: rows are style-layer subsets ``style_layers[:depth]``, columns are alpha/beta ratios."""
+    """Fig. 3: rows are style-layer subsets ``style_layers[:depth]``, columns are alpha/beta ratios.
+
+    ``ratios`` are in our units (alpha = ratio, beta = 1); convert the paper's
+    with ``paper_ratio``.
+    """
     return {
         (depth, ratio): transfer(content_image, style_image, alpha=ratio, beta=1.0,
                                  style_layers=style_layers[:depth], **kwargs)
         for depth in depths for ratio in ratios
     }
+
+
+# ------------------------------------------------------------------ statistics
 
 
 def psnr(image: Tensor, reference: Tensor) -> float:
@@ -95,3 +224,513 @@ def autocorrelation_length(image: Tensor, level: float = 0.5) -> float:
     # linear interpolation between r-1 and r
     p0, p1 = float(profile[r - 1]), float(profile[r])
     return (r - 1) + (p0 - level) / max(p0 - p1, 1e-12)
+
+
+@torch.no_grad()
+def gram_losses(
+    image: Tensor, style_image: Tensor, layers: Sequence[str] = STYLE_LAYERS,
+    extractor: VGG19Features | None = None,
+) -> dict[str, float]:
+    """``E_l`` (eq. 4) of ``image`` against ``style_image`` at each layer, unweighted.
+
+    The style image's Gram is rescaled to the image's number of positions
+    (``losses.rescale_gram``), as in the optimisation. ``extractor`` defaults
+    to ``figure_network("cpu")``.
+    """
+    vgg = extractor or figure_network("cpu")
+    device = next(vgg.buffers()).device
+    ours = vgg(image.float().to(device), layers)
+    theirs = vgg(style_image.float().to(device), layers)
+    out = {}
+    for layer in layers:
+        target = rescale_gram(gram_matrix(theirs[layer]), theirs[layer][0, 0].numel(), ours[layer][0, 0].numel())
+        out[layer] = float(style_layer_loss(ours[layer], target))
+    return out
+
+
+def _is_monotone(values: Sequence[float], increasing: bool) -> bool:
+    pairs = zip(values, values[1:])
+    return all(b > a for a, b in pairs) if increasing else all(b < a for a, b in pairs)
+
+
+# ------------------------------------------------------------------ presets and the network
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Image size and optimisation budget for ``make_figures``."""
+
+    size: int  # long edge of every image, px
+    steps: int  # L-BFGS evaluations per run
+
+
+PRESETS: dict[str, Preset] = {
+    "gpu": Preset(size=512, steps=500),  # about the paper's scale (its figures are ~512 px wide)
+    "cpu": Preset(size=144, steps=150),  # all figures in ~20 min on 2 CPU cores (estimated: ~6200 evaluations)
+    "smoke": Preset(size=64, steps=10),  # seconds; for tests, checks nothing about quality
+}
+
+#: The figures ``make_figures`` can make, in order.
+FIGURES: tuple[str, ...] = ("fig1", "fig2", "fig3", "layers", "init")
+
+
+def default_preset(device: str | torch.device | None = None) -> str:
+    """``"gpu"`` on CUDA, else ``"cpu"``."""
+    return "gpu" if pick_device(device).type == "cuda" else "cpu"
+
+
+def figure_network(device: str | torch.device | None = None, pooling: str = "avg") -> VGG19Features:
+    """The paper's network: Caffe VGG-19, normalised (max pooling), then average pooling."""
+    return load_vgg19("caffe", pooling=pooling, device=device, normalize=True)
+
+
+# ------------------------------------------------------------------ layout
+
+
+def _np(image: Tensor):
+    return image[0].detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+
+
+def _panel_width(size: int) -> float:
+    return max(size / 100, 1.8)  # inches: native resolution at dpi=100, readable titles when small
+
+
+def _show(ax, image: Tensor, title: str | None = None, fontsize: int = 9) -> None:
+    ax.imshow(_np(image))
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    if title:
+        ax.set_title(title, fontsize=fontsize)
+
+
+def _row_label(ax, text: str) -> None:
+    """A vertical label to the left of a row of panels."""
+    ax.annotate(text, xy=(-0.06, 0.5), xycoords="axes fraction", rotation=90, ha="right", va="center",
+                fontsize=9)
+
+
+def _inset(ax, painting: Tensor, fraction: float = 0.3) -> None:
+    """The painting small in the lower-left corner of ``ax``, white-framed, as in the paper's Fig. 2."""
+    ax_h, ax_w = ax.images[0].get_array().shape[:2]
+    p_h, p_w = painting.shape[-2:]
+    w = fraction
+    h = fraction * (p_h / p_w) * (ax_w / ax_h)
+    if h > 1.2 * fraction:  # a portrait painting: limit its height instead
+        w, h = w * 1.2 * fraction / h, 1.2 * fraction
+    inset = ax.inset_axes([0.0, 0.0, w, h])
+    inset.imshow(_np(painting))
+    inset.set_xticks([])
+    inset.set_yticks([])
+    for spine in inset.spines.values():
+        spine.set_edgecolor("white")
+        spine.set_linewidth(2)
+
+
+def _message_panel(ax, text: str, shape: tuple[int, int]) -> None:
+    ax.imshow(torch.full((*shape, 3), 0.92).numpy())
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, fontsize=8, transform=ax.transAxes)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+@dataclass
+class FigureOutput:
+    """One figure: the matplotlib figure, its caption, and its statistics."""
+
+    figure: Any
+    caption: str
+    stats: dict[str, Any]
+
+
+# ------------------------------------------------------------------ the figures
+
+
+@dataclass(frozen=True)
+class _Context:
+    size: int
+    steps: int
+    vgg: VGG19Features
+    options: dict[str, Any]  # for every run: steps, extractor, seed, optimizer, progress
+    init: str  # start of the transfers in Fig. 2, 3 and the layer figure
+    tick: Callable[[int], None]  # advance the outer progress bar by n runs
+
+    def image(self, name: str) -> Tensor:
+        from .images import load_image
+
+        return load_image(name, self.size)
+
+    def settings(self) -> str:
+        o = self.options
+        return (f"{self.size} px (long edge), {self.steps} L-BFGS evaluations from white noise unless said, "
+                f"normalised Caffe VGG-19, {self.vgg.pooling} pooling, seed {o.get('seed', 0)}")
+
+
+def _final_losses(result: Result, alpha: float, beta: float) -> dict[str, float]:
+    """Unweighted L_content and L_style of the returned image (from the history, before clamping)."""
+    i = max(result.best_step, 1) - 1
+    h = result.history
+    return {"content": h["content"][i] / alpha if alpha else 0.0,
+            "style": h["style"][i] / beta if beta else 0.0}
+
+
+def figure1(ctx: _Context) -> FigureOutput:
+    """Fig. 1: content reconstructions of the photo, style reconstructions of Starry Night."""
+    import matplotlib.pyplot as plt
+
+    photo, painting = ctx.image("tubingen"), ctx.image("starry_night")
+    # Twice the budget: reconstructions from the deep layers converge slowly, and the shallow
+    # ones are cheap (the network runs only up to the layer).
+    content = content_reconstructions(photo, STYLE_LAYERS, **{**ctx.options, "steps": 2 * ctx.steps})
+    ctx.tick(len(content))
+    style = style_reconstructions(painting, STYLE_LAYERS, **ctx.options)
+    ctx.tick(len(style))
+
+    errors = {layer: psnr(r.image, photo) for layer, r in content.items()}
+    grams = {layer: gram_losses(r.image, painting, STYLE_LAYERS, ctx.vgg) for layer, r in style.items()}
+    lengths = {layer: autocorrelation_length(r.image) for layer, r in style.items()}
+    deep = STYLE_LAYERS[-2:]  # the large-scale end
+    deep_gram = {layer: sum(g[k] for k in deep) for layer, g in grams.items()}
+    stats = {
+        "content": {paper_name(k): {"psnr_db": errors[k], "loss": content[k].loss, "steps": content[k].steps}
+                    for k in content},
+        "style": {paper_name(k): {"autocorrelation_px": lengths[k], "gram_loss": {paper_name(n): v for n, v in g.items()},
+                                  "steps": style[k].steps} for k, g in grams.items()},
+        "painting_autocorrelation_px": autocorrelation_length(painting),
+        "checks": {
+            "content error grows with depth (PSNR falls)": _is_monotone(list(errors.values()), increasing=False),
+            "conv1_1 reconstruction PSNR (dB)": errors[STYLE_LAYERS[0]],
+            "each deeper style subset matches the conv4_1+conv5_1 Grams better":
+                _is_monotone([deep_gram[k] for k in STYLE_LAYERS], increasing=False),
+            "texture autocorrelation length grows (conv1_1 subset < conv5_1 subset)":
+                lengths[STYLE_LAYERS[-1]] > lengths[STYLE_LAYERS[0]],
+        },
+    }
+
+    w = _panel_width(ctx.size)
+    a_style = painting.shape[-2] / painting.shape[-1]
+    a_photo = photo.shape[-2] / photo.shape[-1]
+    fig, axes = plt.subplots(2, 6, figsize=(6 * w, w * (a_style + a_photo) + 1.2),
+                             gridspec_kw={"height_ratios": [a_style, a_photo], "wspace": 0.05, "hspace": 0.25})
+    _show(axes[0, 0], painting, "style image")
+    _show(axes[1, 0], photo, "content image")
+    for i, layer in enumerate(STYLE_LAYERS):
+        subset = paper_name(layer) if i == 0 else f"+ {paper_name(layer)}"
+        _show(axes[0, i + 1], style[layer].image, f"{'abcde'[i]}  {subset}\n{lengths[layer]:.1f} px")
+        _show(axes[1, i + 1], content[layer].image, f"{'abcde'[i]}  {paper_name(layer)}\n{errors[layer]:.1f} dB")
+    _row_label(axes[0, 0], "style reconstructions")
+    _row_label(axes[1, 0], "content reconstructions")
+    fig.suptitle("Fig. 1: what each layer keeps (Gatys, Ecker & Bethge 2015)")
+    caption = (
+        "Fig. 1. Top: style reconstructions of The Starry Night (left) from the Gram matrices of growing "
+        "subsets of layers, a: conv1_1, b: conv1_1 and conv2_1, ... e: conv1_1 .. conv5_1, with the "
+        "texture's autocorrelation length in the titles (the painting's: "
+        f"{stats['painting_autocorrelation_px']:.1f} px); the Gram loss at conv4_1 + conv5_1 goes "
+        + " -> ".join(f"{deep_gram[k]:.2g}" for k in STYLE_LAYERS) + " from a to e. "
+        "Bottom: content reconstructions of the photo (left) from the responses of one layer, a: conv1_1 .. "
+        f"e: conv5_1 ({2 * ctx.steps} evaluations each), with their PSNR against the photo: low layers keep "
+        "the exact pixels, high layers the arrangement of objects but not the detail. Layer names are the "
+        "paper's; they are the "
+        "rectified responses (our relu*). " + ctx.settings() + "."
+    )
+    return FigureOutput(fig, caption, stats)
+
+
+_FIG2 = (  # (panel, sample, the paper's alpha/beta for that panel (2015, Fig. 2))
+    ("B", "shipwreck", 1e-3),
+    ("C", "starry_night", 1e-3),
+    ("D", "the_scream", 1e-3),
+    ("E", "seated_nude", 1e-4),
+    ("F", "composition_vii", 1e-4),
+)
+
+
+def figure2(ctx: _Context) -> FigureOutput:
+    """Fig. 2: the photo and its transfers, the painting inset in the corner of each."""
+    import matplotlib.pyplot as plt
+
+    from .images import SAMPLES, SampleUnavailable, load_image, sample_image
+
+    photo = ctx.image("tubingen")
+    results: dict[str, tuple[Tensor, Result, float, float]] = {}
+    missing: dict[str, str] = {}
+    for panel, name, ratio in _FIG2:
+        try:
+            path = sample_image(name, download=False)  # never download here: the Picasso needs your consent
+        except SampleUnavailable as err:
+            missing[panel] = (f"{SAMPLES[name].title} ({SAMPLES[name].credit}): {SAMPLES[name].rights}.\n"
+                              f"Not available locally, so not shown.\n{err}")
+            ctx.tick(1)
+            continue
+        painting = load_image(path, ctx.size)
+        ours = paper_ratio(ratio, ctx.size)
+        result = transfer(photo, painting, alpha=ours, beta=1.0, init=ctx.init, **ctx.options)
+        ctx.tick(1)
+        results[panel] = (painting, result, ratio, ours)
+
+    stats = {
+        "panels": {panel: {"painting": name, "paper_ratio": ratio, "our_ratio": paper_ratio(ratio, ctx.size),
+                           **({"losses": _final_losses(results[panel][1], results[panel][3], 1.0),
+                               "psnr_vs_photo_db": psnr(results[panel][1].image, photo)}
+                              if panel in results else {"missing": True})}
+                   for panel, name, ratio in _FIG2},
+    }
+    w = _panel_width(ctx.size)
+    aspect = photo.shape[-2] / photo.shape[-1]
+    fig, axes = plt.subplots(3, 2, figsize=(2 * w * 1.4, 3 * w * 1.4 * aspect + 1.0),
+                             gridspec_kw={"wspace": 0.04, "hspace": 0.18})
+    _show(axes[0, 0], photo, "A  photograph\n ")
+    for ax, (panel, name, ratio) in zip(axes.flat[1:], _FIG2):
+        if panel in missing:
+            _message_panel(ax, missing[panel].split("\n")[0] + "\n" + missing[panel].split("\n")[1],
+                           tuple(photo.shape[-2:]))
+            ax.set_title(f"{panel}  {SAMPLES[name].title}\nnot available", fontsize=9)
+            continue
+        painting, result, _, _ = results[panel]
+        _show(ax, result.image, f"{panel}  {SAMPLES[name].title}\nα/β = {_ratio_text(ratio)} (paper)")
+        _inset(ax, painting)
+    fig.suptitle("Fig. 2: the photograph in the style of five paintings")
+    absent = "".join(f" Panel {p} is empty: {missing[p].splitlines()[0]}" for p in missing)
+    caption = (
+        "Fig. 2. A: the photograph (Neckarfront, Tübingen; photo Andreas Praefcke, CC BY 3.0). B-F: the "
+        "photograph rendered in the style of the painting shown in the lower-left corner: B The Shipwreck of "
+        "the Minotaur (Turner), C The Starry Night (van Gogh), D The Scream (Munch), E Femme nue assise "
+        "(Picasso), F Composition VII (Kandinsky). Content at conv4_2, style at conv1_1 .. conv5_1 "
+        "(w_l = 1/5), the paper's alpha/beta (1e-3 for B-D, 1e-4 for E-F), multiplied by "
+        f"{paper_ratio(1.0, ctx.size):.2g} at {ctx.size} px to give the paper's balance (figures.paper_ratio). "
+        + ctx.settings() + "." + absent
+    )
+    return FigureOutput(fig, caption, stats)
+
+
+FIG3_RATIOS = (1e-5, 1e-4, 1e-3, 1e-2)  # the paper's alpha/beta, columns of Fig. 3
+
+
+def figure3(ctx: _Context) -> FigureOutput:
+    """Fig. 3: Composition VII; rows = style subsets up to conv1_1 .. conv5_1, columns = alpha/beta."""
+    import matplotlib.pyplot as plt
+
+    photo, painting = ctx.image("tubingen"), ctx.image("composition_vii")
+    ours = {r: paper_ratio(r, ctx.size) for r in FIG3_RATIOS}
+    grid: dict[tuple[int, float], Result] = {}
+    for depth in range(1, 6):  # row by row, so that the progress bar moves
+        grid.update(ratio_grid(photo, painting, ratios=list(ours.values()), depths=[depth],
+                               init=ctx.init, **ctx.options))
+        ctx.tick(len(ours))
+    rows: dict[str, dict[str, dict[str, float]]] = {}
+    checks: dict[str, bool] = {}
+    for depth in range(1, 6):
+        row = {_ratio_text(r): _final_losses(grid[(depth, ours[r])], ours[r], 1.0) for r in FIG3_RATIOS}
+        name = f"up to {paper_name(STYLE_LAYERS[depth - 1])}"
+        rows[name] = row
+        contents = [v["content"] for v in row.values()]
+        styles = [v["style"] for v in row.values()]
+        checks[f"{name}: content loss falls as alpha/beta grows"] = _is_monotone(contents, increasing=False)
+        checks[f"{name}: style loss rises as alpha/beta grows"] = _is_monotone(styles, increasing=True)
+    stats = {"our_ratios": {_ratio_text(r): v for r, v in ours.items()}, "losses": rows, "checks": checks}
+
+    w = _panel_width(ctx.size)
+    aspect = photo.shape[-2] / photo.shape[-1]
+    fig, axes = plt.subplots(5, 4, figsize=(4 * w + 0.6, 5 * w * aspect + 0.7),
+                             gridspec_kw={"wspace": 0.04, "hspace": 0.06})
+    for depth in range(1, 6):
+        for j, r in enumerate(FIG3_RATIOS):
+            ax = axes[depth - 1, j]
+            _show(ax, grid[(depth, ours[r])].image, f"α/β = {_ratio_text(r)}" if depth == 1 else None)
+        _row_label(axes[depth - 1, 0], paper_name(STYLE_LAYERS[depth - 1]))
+    fig.suptitle("Fig. 3: style layers (rows) against the content/style ratio (columns)")
+    caption = (
+        "Fig. 3. The photograph in the style of Composition VII (Kandinsky). Rows: the style is matched on "
+        "conv1_1 only, then conv1_1 and conv2_1, ... up to conv1_1 .. conv5_1 (label: the deepest layer). "
+        "Columns: the paper's alpha/beta, 1e-5 .. 1e-2 (content at conv4_2); ours are "
+        f"{paper_ratio(1.0, ctx.size):.2g} times these at {ctx.size} px (figures.paper_ratio). Deeper rows transfer larger-scale "
+        "structure; to the right the photograph dominates, to the left the painting. " + ctx.settings() + "."
+    )
+    return FigureOutput(fig, caption, stats)
+
+
+def figure_layers(ctx: _Context) -> FigureOutput:
+    """2016 paper (Sec. 3.2): content matched at conv2_2 against conv4_2."""
+    import matplotlib.pyplot as plt
+
+    photo, painting = ctx.image("tubingen"), ctx.image("starry_night")
+    ratio = 1e-3
+    ours = paper_ratio(ratio, ctx.size)
+    layers = ("relu2_2", "relu4_2")
+    results = {layer: transfer(photo, painting, alpha=ours, beta=1.0, content_layer=layer, init=ctx.init,
+                               **ctx.options) for layer in layers}
+    ctx.tick(len(results))
+    errors = {layer: psnr(r.image, photo) for layer, r in results.items()}
+    stats = {
+        "paper_ratio": ratio, "our_ratio": ours,
+        "psnr_vs_photo_db": {paper_name(k): v for k, v in errors.items()},
+        "checks": {"conv2_2 keeps more pixel detail than conv4_2 (higher PSNR)": errors["relu2_2"] > errors["relu4_2"]},
+    }
+    w = _panel_width(ctx.size) * 1.3
+    aspect = photo.shape[-2] / photo.shape[-1]
+    fig, axes = plt.subplots(1, 3, figsize=(3 * w, w * aspect + 0.9), gridspec_kw={"wspace": 0.04})
+    _show(axes[0], photo, "photograph\n ")
+    _inset(axes[0], painting)
+    for ax, layer in zip(axes[1:], layers):
+        _show(ax, results[layer].image, f"content at {paper_name(layer)}\n{errors[layer]:.1f} dB")
+    fig.suptitle("Which layer holds the content (Gatys et al. 2016, Sec. 3.2)")
+    caption = (
+        "Content layer (Gatys, Ecker & Bethge 2016, Sec. 3.2). The photograph in the style of The Starry "
+        "Night (inset), with the content matched at conv2_2 (middle) or conv4_2 (right), style at conv1_1 .. "
+        f"conv5_1, the paper's alpha/beta 1e-3 (ours {ours:.2g}). The paper: at conv2_2 the photo's fine "
+        "detail survives and the painting's texture looks laid over it; at conv4_2 texture and content merge. "
+        f"PSNR against the photo: {errors['relu2_2']:.1f} dB (conv2_2), {errors['relu4_2']:.1f} dB (conv4_2). " + ctx.settings() + "."
+    )
+    return FigureOutput(fig, caption, stats)
+
+
+def figure_init(ctx: _Context) -> FigureOutput:
+    """2016 paper (Sec. 3.4): the start of gradient descent: content, style, or white noise."""
+    import matplotlib.pyplot as plt
+
+    photo, painting = ctx.image("tubingen"), ctx.image("starry_night")
+    ratio = 1e-3
+    ours = paper_ratio(ratio, ctx.size)
+    starts = {"content": dict(init="content"), "style": dict(init="style"),
+              "noise, seed 0": dict(init="noise", seed=0), "noise, seed 1": dict(init="noise", seed=1)}
+    results = {}
+    for label, start in starts.items():
+        options = {**ctx.options, **start}
+        results[label] = transfer(photo, painting, alpha=ours, beta=1.0, **options)
+        ctx.tick(1)
+    stats = {
+        "paper_ratio": ratio, "our_ratio": ours,
+        "runs": {label: {"psnr_vs_photo_db": psnr(r.image, photo), "loss": r.loss, **_final_losses(r, ours, 1.0)}
+                 for label, r in results.items()},
+        "psnr_between_noise_seeds_db": psnr(results["noise, seed 0"].image, results["noise, seed 1"].image),
+    }
+    w = _panel_width(ctx.size)
+    aspect = photo.shape[-2] / photo.shape[-1]
+    fig, axes = plt.subplots(1, 4, figsize=(4 * w, w * aspect + 0.9), gridspec_kw={"wspace": 0.04})
+    for ax, (label, result) in zip(axes, results.items()):
+        _show(ax, result.image, f"from {label}")
+    fig.suptitle("Where gradient descent starts (Gatys et al. 2016, Sec. 3.4)")
+    caption = (
+        "Initialisation (Gatys, Ecker & Bethge 2016, Sec. 3.4). The same transfer (The Starry Night, alpha/beta "
+        f"1e-3 in the paper's units, ours {ours:.2g}) started from the photograph, from the painting, and from "
+        "two white-noise images. The paper: a start from the photo or the painting pulls the result towards "
+        "that image, and different noise gives different pictures of the same quality. PSNR against the "
+        "photo: " + ", ".join(f"{k} {v['psnr_vs_photo_db']:.1f} dB" for k, v in stats["runs"].items()) + ". "
+        + ctx.settings() + "."
+    )
+    return FigureOutput(fig, caption, stats)
+
+
+_MAKERS: dict[str, Callable[[_Context], FigureOutput]] = {
+    "fig1": figure1, "fig2": figure2, "fig3": figure3, "layers": figure_layers, "init": figure_init,
+}
+_RUNS = {"fig1": 10, "fig2": len(_FIG2), "fig3": 5 * len(FIG3_RATIOS), "layers": 2, "init": 4}
+
+
+def make_figures(
+    out: str | Path = "figures",
+    only: Sequence[str] = FIGURES,
+    size: int | None = None,
+    steps: int | None = None,
+    preset: str | None = None,
+    device: str | torch.device | None = None,
+    pooling: str = "avg",
+    optimizer: str = "lbfgs",
+    init: str = "noise",
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Make the paper's figures: ``out/<name>.png``, ``out/<name>.txt`` and ``out/stats.json``.
+
+    Args:
+        out: output folder (created).
+        only: which of ``FIGURES`` to make.
+        size, steps: override the preset's image size (long edge, px) and evaluations per run.
+        preset: ``"gpu"``, ``"cpu"`` or ``"smoke"`` (see ``PRESETS``); default ``default_preset(device)``.
+        device: where to run; ``None`` picks CUDA, MPS, then CPU.
+        pooling: the paper's ``"avg"`` (after normalising with max pooling), or ``"max"``.
+        optimizer: ``"lbfgs"`` (the paper) or ``"adam"``.
+        init: where the transfers of Fig. 2, 3 and the layer figure start (the paper: noise).
+        seed: white-noise seed.
+        progress: show progress bars (one over runs, one per run).
+
+    Returns:
+        The statistics written to ``stats.json`` (existing entries for figures
+        not made this time are kept).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from tqdm.auto import tqdm
+
+    unknown = [name for name in only if name not in _MAKERS]
+    if unknown:
+        raise ValueError(f"Unknown figure(s) {', '.join(unknown)}; choose from {', '.join(FIGURES)}")
+    preset = preset or default_preset(device)
+    if preset not in PRESETS:
+        raise ValueError(f"Unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+    size = size or PRESETS[preset].size
+    steps = steps or PRESETS[preset].steps
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    vgg = figure_network(device, pooling=pooling)
+    stats_path = out / "stats.json"
+    stats: dict[str, Any] = json.loads(stats_path.read_text()) if stats_path.exists() else {}
+    bar = tqdm(total=sum(_RUNS[name] for name in only), desc="figures (runs)", unit="run", disable=not progress)
+    options = {"steps": steps, "extractor": vgg, "optimizer": optimizer, "seed": seed, "progress": progress}
+    ctx = _Context(size=size, steps=steps, vgg=vgg, options=options, init=init, tick=bar.update)
+    try:
+        for name in only:
+            bar.set_postfix_str(name)
+            start = time.perf_counter()
+            made = _MAKERS[name](ctx)
+            made.figure.savefig(out / f"{name}.png", dpi=100, bbox_inches="tight")
+            plt.close(made.figure)
+            (out / f"{name}.txt").write_text(made.caption + "\n")
+            stats[name] = {**made.stats, "settings": {
+                **asdict(Preset(size, steps)), "device": str(next(vgg.buffers()).device), "pooling": pooling,
+                "optimizer": optimizer, "init": init, "seed": seed, "normalized": True,
+                "ratio_factor": paper_ratio(1.0, size), "seconds": round(time.perf_counter() - start, 1)}}
+            stats_path.write_text(json.dumps(stats, indent=1, default=float) + "\n")
+    finally:
+        bar.close()
+    return stats
+
+
+# ------------------------------------------------------------------ command line
+
+
+def _cli(args: Any) -> int:
+    only = [name.strip() for name in args.only.split(",") if name.strip()]
+    if args.weights != "caffe":
+        raise ValueError("The figures use the paper's normalised Caffe VGG-19; leave --weights at caffe")
+    stats = make_figures(args.out, only=only, size=args.size, steps=args.steps, preset=args.preset,
+                         device=args.device, pooling=args.pooling, optimizer=args.optimizer, init=args.init,
+                         seed=args.seed)
+    for name in only:
+        for check, value in stats[name].get("checks", {}).items():
+            shown = f"{value:.1f}" if isinstance(value, float) else ("yes" if value else "NO")
+            print(f"{name}: {check}: {shown}")
+    print(f"wrote {', '.join(f'{n}.png' for n in only)}, captions and stats.json to {args.out}")
+    return 0
+
+
+def add_cli(subparsers: Any, add_common: Callable[[Any], None]) -> None:
+    """Add ``figures`` to the command line (``cli.build_parser`` calls this)."""
+    p = subparsers.add_parser(
+        "figures", help="make the paper's figures (PNG + caption + stats.json)",
+        description="Make the figures of Gatys et al. with the paper's normalised network and average pooling. "
+                    "Size and steps follow the device unless given: " +
+                    ", ".join(f"{k}: {v.size} px, {v.steps} steps" for k, v in PRESETS.items()) +
+                    ". --init sets the start of the transfers (Fig. 2, 3, layers); --normalize is implied.",
+    )
+    p.add_argument("--out", default="figures", help="output folder (default figures/)")
+    p.add_argument("--only", default=",".join(FIGURES), help=f"comma-separated subset of {','.join(FIGURES)}")
+    p.add_argument("--preset", choices=list(PRESETS), default=None, help="default: gpu on CUDA, else cpu")
+    add_common(p)
+    for action in p._actions:  # the common options' help gives the transfer command's defaults
+        if action.dest in ("size", "steps"):
+            action.help = f"{'long edge in px' if action.dest == 'size' else 'evaluations per run'} (default: the preset's)"
+    p.set_defaults(size=None, steps=None, run=_cli)
