@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from .features import STYLE_LAYERS
+from .optimize import DEFAULT_BETA
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -53,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("style", help="image path, URL or sample name")
     t.add_argument("-o", "--output", required=True, help="where to save the result (PNG, JPEG)")
     t.add_argument("--alpha", type=float, default=1.0, help="content weight (eq. 7)")
-    t.add_argument("--beta", type=float, default=1e2,
+    t.add_argument("--beta", type=float, default=DEFAULT_BETA,
                    help="style weight (eq. 7); alpha/beta = 1e-2 is balanced at 256 px, scale it by (256/size)^2")
     t.add_argument("--content-layer", default="relu4_2", help="the paper's conv4_2 (rectified)")
     t.add_argument("--style-layers", default=",".join(STYLE_LAYERS), help="comma-separated layer names")
