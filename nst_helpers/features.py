@@ -87,6 +87,11 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     return torch.device("cpu")
 
 
+def paper_name(layer: str) -> str:
+    """The paper's name for one of our layers: ``relu4_2`` -> ``conv4_2`` (Caffe's in-place ReLU)."""
+    return "conv" + layer[4:] if layer.startswith("relu") else layer
+
+
 def check_layers(layers: Iterable[str]) -> list[str]:
     """Return ``layers`` as a list, raising a clear error for names VGG-19 does not have."""
     layers = [layers] if isinstance(layers, str) else list(layers)

@@ -87,9 +87,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .features import STYLE_LAYERS, VGG19Features, load_vgg19, pick_device
+from .features import STYLE_LAYERS, VGG19Features, load_vgg19, paper_name, pick_device
 from .losses import gram_matrix, rescale_gram, style_layer_loss
 from .optimize import Result, reconstruct_content, synthesize_texture, transfer
+from .plotting import to_numpy
 
 __all__ = [
     "content_reconstructions",
@@ -138,11 +139,6 @@ def _ratio_text(ratio: float) -> str:
     """``1e-05`` -> ``1e-5``, ``3e-06`` -> ``3e-6``: how the paper writes its ratios."""
     mantissa, exponent = f"{ratio:.0e}".split("e")
     return f"{mantissa}e{int(exponent)}"
-
-
-def paper_name(layer: str) -> str:
-    """The paper's name for one of our layers: ``relu4_2`` -> ``conv4_2`` (Caffe's in-place ReLU)."""
-    return "conv" + layer[4:] if layer.startswith("relu") else layer
 
 
 # ------------------------------------------------------------------ runs (what the notebooks call)
@@ -287,16 +283,12 @@ def figure_network(device: str | torch.device | None = None, pooling: str = "avg
 # ------------------------------------------------------------------ layout
 
 
-def _np(image: Tensor):
-    return image[0].detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
-
-
 def _panel_width(size: int) -> float:
     return max(size / 100, 1.8)  # inches: native resolution at dpi=100, readable titles when small
 
 
 def _show(ax, image: Tensor, title: str | None = None, fontsize: int = 9) -> None:
-    ax.imshow(_np(image))
+    ax.imshow(to_numpy(image))
     ax.set_xticks([])
     ax.set_yticks([])
     for spine in ax.spines.values():
@@ -320,7 +312,7 @@ def _inset(ax, painting: Tensor, fraction: float = 0.3) -> None:
     if h > 1.2 * fraction:  # a portrait painting: limit its height instead
         w, h = w * 1.2 * fraction / h, 1.2 * fraction
     inset = ax.inset_axes([0.0, 0.0, w, h])
-    inset.imshow(_np(painting))
+    inset.imshow(to_numpy(painting))
     inset.set_xticks([])
     inset.set_yticks([])
     for spine in inset.spines.values():

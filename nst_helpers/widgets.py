@@ -42,7 +42,7 @@ import ipywidgets as w
 import torch
 from torch import Tensor
 
-from .features import LAYER_NAMES, STYLE_LAYERS, min_size, pick_device
+from .features import LAYER_NAMES, STYLE_LAYERS, min_size, paper_name, pick_device
 from .images import SAMPLES, load_image, save_image, to_pil
 from .optimize import Progress, Result, transfer
 
@@ -91,11 +91,6 @@ def lab_preset(device: str | torch.device | None = None, smoke: bool | None = No
     return Preset(128, 100, "cpu")  # 0.1-0.5 s per step on a laptop CPU (measured): a run in under a minute
 
 
-def _paper_name(layer: str) -> str:
-    """relu4_2 -> conv4_2: the paper's (Caffe's) name for a rectified response."""
-    return "conv" + layer[4:] if layer.startswith("relu") else layer
-
-
 @dataclass(frozen=True)
 class LabSettings:
     """One run's settings, as read from the controls."""
@@ -133,13 +128,13 @@ class LabSettings:
         """Short lines for a history caption."""
         k = len(self.style_layers)
         layers = (f"conv1_1 … conv{k}_1" if k > 1 and self.style_layers == STYLE_LAYERS[:k]
-                  else ", ".join(map(_paper_name, self.style_layers)))
+                  else ", ".join(map(paper_name, self.style_layers)))
         weights = "" if len(set(self.layer_weights)) <= 1 else " w " + ":".join(f"{v:g}" for v in self.layer_weights)
         pre = " (pre-ReLU)" if self.content_layer.startswith("conv") else ""
         return [
             f"α/β = {self.ratio:.1e}",
             f"{_short(self.content)} in the style of {_short(self.style)}",
-            f"content {_paper_name(self.content_layer)}{pre}",
+            f"content {paper_name(self.content_layer)}{pre}",
             f"style {layers}{weights}",
             f"{self.pooling} pool · {self.init} init · {'L-BFGS' if self.optimizer == 'lbfgs' else 'Adam'}",
             f"{self.size} px · {self.steps} steps · seed {self.seed}",
@@ -315,13 +310,13 @@ class StyleLab:
         self.ratio = w.FloatLogSlider(value=self._ratio, base=10, min=-6, max=0, step=0.1, description="α/β",
                                       readout_format=".1e", style=_LABEL, layout=w.Layout(width="460px"),
                                       continuous_update=False)
-        options = [(f"{k} = paper's {_paper_name(k)}" if k.startswith("relu") else f"{k} (before its ReLU)", k)
+        options = [(f"{k} = paper's {paper_name(k)}" if k.startswith("relu") else f"{k} (before its ReLU)", k)
                    for k in LAYER_NAMES if not k.startswith("pool")]
         self.content_layer = w.Dropdown(options=options, value="relu4_2", description="content layer",
                                         style=_LABEL, layout=w.Layout(width="330px"))
-        self.layer_toggles = {k: w.ToggleButton(value=True, description=_paper_name(k),
+        self.layer_toggles = {k: w.ToggleButton(value=True, description=paper_name(k),
                                                 layout=w.Layout(width="72px", padding="0 4px"),
-                                                tooltip=f"style layer {_paper_name(k)} (our {k}, rectified)")
+                                                tooltip=f"style layer {paper_name(k)} (our {k}, rectified)")
                               for k in STYLE_LAYERS}
         for toggle in self.layer_toggles.values():  # on: blue with a tick, off: plain grey
             toggle.observe(lambda change: _show_toggle(change["owner"]), "value")
@@ -442,7 +437,7 @@ class StyleLab:
             h, w_ = image.shape[-2:]
             if min(h, w_) < need:
                 raise LabError(f"At {settings.size} px the {name} image is {w_}x{h} px, too small for "
-                               f"{_paper_name(deepest)} ({deepest}), which needs at least {need} px on each "
+                               f"{paper_name(deepest)} ({deepest}), which needs at least {need} px on each "
                                "side: choose a larger size or switch off the deepest layers.")
 
     def _source(self, key: str) -> str | Path:
