@@ -73,19 +73,20 @@ def set_tf32(on: bool) -> None:
     torch.backends.cudnn.allow_tf32 = on
 
 
-def matmul_rate(device: torch.device, dtype: torch.dtype, n: int, repeats: int = 5) -> float:
-    """FLOP/s of torch.mm on n x n matrices, best of ``repeats``."""
+def matmul_rate(device: torch.device, dtype: torch.dtype, n: int, repeats: int = 10) -> tuple[float, float]:
+    """FLOP/s of torch.mm on n x n matrices: (best, median) of ``repeats`` (the output is preallocated)."""
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
-    torch.mm(a, b)
-    best = float("inf")
+    c = torch.empty(n, n, device=device, dtype=dtype)
+    torch.mm(a, b, out=c)
+    times = []
     for _ in range(repeats):
         sync(device)
         start = time.perf_counter()
-        torch.mm(a, b)
+        torch.mm(a, b, out=c)
         sync(device)
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best
+        times.append(time.perf_counter() - start)
+    return 2 * n**3 / min(times), 2 * n**3 / statistics.median(times)
 
 
 def step_flops(height: int, width: int, style_layers=STYLE_LAYERS, deepest: str = "relu5_1") -> dict[str, float]:
@@ -117,9 +118,10 @@ def pair(size: int) -> tuple[torch.Tensor, torch.Tensor]:
     return load_image(CONTENT, size), load_image(STYLE, size)
 
 
-def time_step(vgg, size: int, precision: str, channels_last: bool, device: torch.device, reps: int) -> tuple[float, int]:
-    """Median seconds of one engine evaluation (objective + backward), and peak CUDA bytes."""
-    from nst_helpers.optimize import Options, _make_objective, _prepare_network, _style_targets
+def time_step(vgg, size: int, precision: str, channels_last: bool, device: torch.device,
+              reps: int) -> tuple[float, float, int]:
+    """Best and median seconds of one engine evaluation (objective + backward), and peak CUDA bytes."""
+    from nst_helpers.optimize import Options, _keep_cpu_memory, _make_objective, _prepare_network, _style_targets
 
     content, style = pair(size)
     options = Options(precision=precision, channels_last=channels_last, extractor=vgg)
@@ -132,17 +134,18 @@ def time_step(vgg, size: int, precision: str, channels_last: bool, device: torch
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     times = []
-    for i in range(reps + 2):  # two warm-ups: allocator, cuDNN autotuning, oneDNN kernels
-        sync(device)
-        start = time.perf_counter()
-        total, _ = objective(x)
-        total.backward()
-        x.grad = None
-        sync(device)
-        if i >= 2:
-            times.append(time.perf_counter() - start)
+    with _keep_cpu_memory(device.type == "cpu"):  # as the engine's runs do
+        for i in range(reps + 2):  # two warm-ups: allocator, cuDNN autotuning, oneDNN kernels
+            sync(device)
+            start = time.perf_counter()
+            total, _ = objective(x)
+            total.backward()
+            x.grad = None
+            sync(device)
+            if i >= 2:
+                times.append(time.perf_counter() - start)
     peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
-    return statistics.median(times), peak
+    return min(times), statistics.median(times), peak
 
 
 def final_loss(vgg, size: int, steps: int, precision: str, channels_last: bool) -> float:
@@ -157,20 +160,38 @@ def final_loss(vgg, size: int, steps: int, precision: str, channels_last: bool) 
 # ------------------------------------------------------------------ whole processes
 
 
+def _peak_rss(pid: int) -> float:
+    """The process's peak resident memory so far (VmHWM, MiB); 0 if it cannot be read."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    return 0.0
+
+
 def run_process(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS (MiB) and output of one child process."""
+    """Wall seconds, peak RSS (MiB) and output of one child process.
+
+    The peak is the child's own VmHWM, read every 50 ms while it runs. Not the
+    ``ru_maxrss`` of ``wait4``: on Linux a child keeps the largest RSS seen
+    across exec, which includes this (large) parent's at the moment of the
+    fork, so every child would report the parent's peak.
+    """
     start = time.perf_counter()
     with tempfile.TemporaryFile() as out:
         child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-        _, status, usage = os.wait4(child.pid, 0)
+        peak = 0.0
+        while child.poll() is None:
+            peak = max(peak, _peak_rss(child.pid))
+            time.sleep(0.05)
         wall = time.perf_counter() - start
-        child.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         text = out.read().decode(errors="replace")
     if child.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed ({child.returncode}):\n{text[-2000:]}")
-    rss = usage.ru_maxrss / (1024 if sys.platform != "darwin" else 1024**2)
-    return wall, rss, text
+    return wall, peak, text
 
 
 def cli_commands(size: int, steps: int, out: str, device: torch.device) -> dict[str, list[str]]:
@@ -192,23 +213,33 @@ def cli_commands(size: int, steps: int, out: str, device: torch.device) -> dict[
     return commands
 
 
-def compare_processes(size: int, steps: int, device: torch.device, threads: int | None) -> list[dict]:
-    """Each CLI at 1 step and at ``steps`` steps: per step = the difference / (steps - 1)."""
+def compare_processes(size: int, steps: int, device: torch.device, threads: int | None, rounds: int) -> list[dict]:
+    """Each CLI at 1 step and at ``steps`` steps: per step = the difference / (steps - 1).
+
+    The programs take turns, ``rounds`` times (this machine's speed drifts by
+    10-20 % over minutes); each row keeps its fastest round, and ``walls``
+    lists every round's N-step wall time.
+    """
     env = dict(os.environ)
     env.setdefault("PYTHONWARNINGS", "ignore")
     if threads:
         env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
-    rows = []
+    rows: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         out = str(Path(tmp) / "out.png")
-        for name, command in cli_commands(size, steps, out, device).items():
-            steps_at = command.index("--num-steps" if name == "pastiche" else "--steps") + 1
-            short = [*command[:steps_at], "1", *command[steps_at + 1:]]
-            wall_1, _, _ = run_process(short, env)
-            wall, rss, _ = run_process(command, env)
-            per_step = (wall - wall_1) / max(steps - 1, 1)
-            rows.append({"name": name, "wall": wall, "per_step": per_step, "startup": wall_1 - per_step, "rss": rss})
-    return rows
+        for _ in range(rounds):
+            for name, command in cli_commands(size, steps, out, device).items():
+                steps_at = command.index("--num-steps" if name == "pastiche" else "--steps") + 1
+                short = [*command[:steps_at], "1", *command[steps_at + 1:]]
+                wall_1, _, _ = run_process(short, env)
+                wall, rss, _ = run_process(command, env)
+                per_step = (wall - wall_1) / max(steps - 1, 1)
+                row = {"name": name, "wall": wall, "per_step": per_step, "startup": wall_1 - per_step, "rss": rss}
+                walls = [*rows.get(name, {}).get("walls", []), wall]
+                if name not in rows or wall < rows[name]["wall"]:
+                    rows[name] = row
+                rows[name]["walls"] = walls
+    return list(rows.values())
 
 
 # ------------------------------------------------------------------ batching
@@ -239,11 +270,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="128 px, few steps: a smoke run of a minute or two")
     parser.add_argument("--sizes", type=int, nargs="+", help="long edges for the per-step table (default 128 256 512)")
-    parser.add_argument("--reps", type=int, help="timed steps per variant, after 2 warm-ups (default 5)")
+    parser.add_argument("--reps", type=int, help="timed steps per variant, after 2 warm-ups (default 7)")
     parser.add_argument("--loss-size", type=int, help="size of the final-loss runs (default 256 CPU, 512 GPU)")
     parser.add_argument("--loss-steps", type=int, help="L-BFGS steps of the final-loss runs (default 100)")
     parser.add_argument("--cli-size", type=int, help="size of the process comparison (default 256)")
     parser.add_argument("--cli-steps", type=int, help="steps of the process comparison (default 100)")
+    parser.add_argument("--rounds", type=int, default=2, help="turns of the process comparison (default 2)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: the best available)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, all cores)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["steps", "loss", "cli", "batch"])
@@ -256,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     sizes = args.sizes or ([128] if args.quick else [128, 256, 512])
-    reps = args.reps or (3 if args.quick else 5)
+    reps = args.reps or (3 if args.quick else 7)
     loss_size = args.loss_size or (128 if args.quick else 512 if gpu else 256)
     loss_steps = args.loss_steps or (30 if args.quick else 100)
     cli_size = args.cli_size or (128 if args.quick else 256)
@@ -274,29 +306,31 @@ def main(argv: list[str] | None = None) -> int:
         set_tf32(True)
         rates["tf32"] = matmul_rate(device, torch.float32, n)
         set_tf32(False)
-    print(f"## Matrix-multiply rate (torch.mm, {n}x{n}, best of 5)\n\n| dtype | GFLOP/s |\n|---|---|")
-    for dtype, rate in rates.items():
-        print(f"| {dtype} | {rate / 1e9:.1f} |")
+    print(f"## Matrix-multiply rate (torch.mm, {n}x{n}, 10 runs)\n\n| dtype | best GFLOP/s | median GFLOP/s |\n|---|---|---|")
+    for dtype, (best, median) in rates.items():
+        print(f"| {dtype} | {best / 1e9:.1f} | {median / 1e9:.1f} |")
     print()
 
     vgg = load_vgg19("caffe", pooling="avg", device=device)
     variants = [v for v in VARIANTS if device.type in v[4]]
     if "steps" not in args.skip:
-        print(f"## Seconds per step (median of {reps} after 2 warm-ups)\n")
-        print("| size (px) | variant | GFLOP/step | s/step | limit (s) | x limit | peak CUDA (MiB) |")
-        print("|---|---|---|---|---|---|---|")
+        print(f"## Seconds per step ({reps} steps after 2 warm-ups)\n")
+        print("best: the fastest step against the best mm rate; median: the median step against the median mm rate.\n")
+        print("| size (px) | variant | GFLOP/step | s/step best | s/step median | limit (s) best | x limit best "
+              "| x limit median | peak CUDA (MiB) |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for size in sizes:
             h, w = load_image(CONTENT, size).shape[-2:]
             flops = step_flops(h, w)["total"]
             for label, precision, cl, tf32, _ in variants:
                 if gpu:
                     set_tf32(tf32)
-                seconds, peak = time_step(vgg, size, precision, cl, device, reps)
-                rate = rates["bf16" if precision == "bf16" else "tf32" if tf32 else "fp32"]
-                limit = flops / rate
+                best, median, peak = time_step(vgg, size, precision, cl, device, reps)
+                best_rate, median_rate = rates["bf16" if precision == "bf16" else "tf32" if tf32 else "fp32"]
+                limit = flops / best_rate
                 memory = f"{peak / 2**20:.0f}" if gpu else "-"
-                print(f"| {w}x{h} | {label} | {flops / 1e9:.1f} | {seconds:.4f} | {limit:.4f} | "
-                      f"{seconds / limit:.2f} | {memory} |", flush=True)
+                print(f"| {w}x{h} | {label} | {flops / 1e9:.1f} | {best:.4f} | {median:.4f} | {limit:.4f} | "
+                      f"{best / limit:.2f} | {median * median_rate / flops:.2f} | {memory} |", flush=True)
         print()
 
     if "loss" not in args.skip:
@@ -318,12 +352,15 @@ def main(argv: list[str] | None = None) -> int:
     if "cli" not in args.skip:
         print(f"## Whole processes: {cli_size} px, {cli_steps} L-BFGS steps\n")
         print("Per step = (wall at N steps - wall at 1 step) / (N - 1); start-up = the rest of the 1-step run.\n")
-        print("| program | wall (s) | s/step | start-up (s) | peak RSS (MiB) | wall / pastiche |\n|---|---|---|---|---|---|")
-        rows = compare_processes(cli_size, cli_steps, device, args.threads)
+        print(f"The programs take turns, {args.rounds} rounds; each row is its fastest round.\n")
+        print("| program | wall (s) | s/step | start-up (s) | peak RSS (MiB) | wall / pastiche | every round (s) |")
+        print("|---|---|---|---|---|---|---|")
+        rows = compare_processes(cli_size, cli_steps, device, args.threads, args.rounds)
         peer = rows[0]["wall"]
         for row in rows:
+            walls = ", ".join(f"{w:.1f}" for w in row["walls"])
             print(f"| {row['name']} | {row['wall']:.1f} | {row['per_step']:.3f} | {row['startup']:.1f} | "
-                  f"{row['rss']:.0f} | {row['wall'] / peer:.2f} |", flush=True)
+                  f"{row['rss']:.0f} | {row['wall'] / peer:.2f} | {walls} |", flush=True)
         print()
 
     if "batch" not in args.skip:

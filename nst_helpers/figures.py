@@ -90,7 +90,6 @@ from torch import Tensor
 from .features import STYLE_LAYERS, VGG19Features, load_vgg19, paper_name, pick_device
 from .losses import gram_matrix, rescale_gram, style_layer_loss
 from .optimize import Result, reconstruct_content, synthesize_texture, transfer
-from .plotting import to_numpy
 
 __all__ = [
     "content_reconstructions",
@@ -288,6 +287,8 @@ def _panel_width(size: int) -> float:
 
 
 def _show(ax, image: Tensor, title: str | None = None, fontsize: int = 9) -> None:
+    from .plotting import to_numpy  # matplotlib only when drawing: the CLI's transfer does not need it
+
     ax.imshow(to_numpy(image))
     ax.set_xticks([])
     ax.set_yticks([])
@@ -311,6 +312,8 @@ def _inset(ax, painting: Tensor, fraction: float = 0.3) -> None:
     h = fraction * (p_h / p_w) * (ax_w / ax_h)
     if h > 1.2 * fraction:  # a portrait painting: limit its height instead
         w, h = w * 1.2 * fraction / h, 1.2 * fraction
+    from .plotting import to_numpy
+
     inset = ax.inset_axes([0.0, 0.0, w, h])
     inset.imshow(to_numpy(painting))
     inset.set_xticks([])

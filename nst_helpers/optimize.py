@@ -26,8 +26,13 @@ the best image found so far is returned.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import functools
 import math
+import platform
+import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -85,7 +90,7 @@ class Options:
     every: int = 10  # how often the callback runs and the progress bar shows losses
     progress: bool = True  # tqdm bar
     extractor: VGG19Features | None = None  # a ready network; overrides weights/pooling/normalize/device
-    channels_last: bool | None = None  # NHWC layout for network and image; None: on CUDA only (no gain measured on CPU)
+    channels_last: bool | None = None  # NHWC layout for network and image; None: on CUDA and CPU (faster there, measured)
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -270,11 +275,12 @@ def optimize_image(
 
     stopped = "done"
     try:
-        while state["evals"] < options.steps:
-            before = state["evals"]
-            optimizer.step(closure)
-            if state["evals"] == before:  # L-BFGS converged exactly: nothing left to do
-                break
+        with _keep_cpu_memory(x.device.type == "cpu"):
+            while state["evals"] < options.steps:
+                before = state["evals"]
+                optimizer.step(closure)
+                if state["evals"] == before:  # L-BFGS converged exactly: nothing left to do
+                    break
     except _Stop as stop:
         stopped = stop.reason
     except KeyboardInterrupt:
@@ -314,6 +320,61 @@ def optimize_image(
         stopped=stopped,
         best_step=int(best_step),
     )
+
+
+# glibc's mallopt parameters (malloc.h) and their defaults.
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+_DEFAULT_TRIM_THRESHOLD, _DEFAULT_MMAP_MAX = 128 * 1024, 65536
+_memory_lock = threading.Lock()
+_memory_users = 0
+
+
+@functools.cache
+def _glibc() -> Any:
+    """The C library if it is glibc (it has ``mallopt``), else None (macOS, Windows, musl)."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+    return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+
+
+@contextlib.contextmanager
+def _keep_cpu_memory(active: bool = True):
+    """While a CPU run lasts, let glibc reuse freed memory instead of returning it to the system.
+
+    Every step allocates and frees the same large buffers (at 512 px an early
+    layer's responses are 50 MB). glibc serves blocks over 32 MB with mmap and
+    unmaps them when freed, so each step the kernel maps and zero-fills fresh
+    pages: 10 % of a 512 px step on the development machine, and most of its
+    step-to-step noise (``benchmarks/RESULTS.md``). For the run, large blocks
+    come from the heap (``M_MMAP_MAX = 0``) and freed memory stays there
+    (``M_TRIM_THRESHOLD`` = 2 GiB, the largest mallopt takes); at the end the
+    defaults come back and ``malloc_trim`` hands the memory back. Nested and
+    concurrent runs (the lab's thread) share one setting; the last to finish
+    restores it. Nothing happens off glibc.
+    """
+    global _memory_users
+    libc = _glibc() if active else None
+    if libc is None:
+        yield
+        return
+    with _memory_lock:
+        if _memory_users == 0:
+            libc.mallopt(_M_MMAP_MAX, 0)
+            libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
+        _memory_users += 1
+    try:
+        yield
+    finally:
+        with _memory_lock:
+            _memory_users -= 1
+            if _memory_users == 0:
+                libc.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
+                libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
+                libc.malloc_trim(0)
 
 
 def _split_batch(records: list[Tensor], best_image: Tensor, best_step: Tensor, init: Tensor, options: Options,
@@ -413,14 +474,17 @@ def _prepare_network(vgg: VGG19Features, options: Options) -> bool:
 
     On CUDA: cuDNN autotuning (the image size is fixed for a whole run, so the
     search pays for itself within a few steps) and channels_last, the layout
-    of cuDNN's bf16 tensor-core convolutions. The network's layout is set in
-    place (the cached network is shared), to NHWC or back to NCHW as asked;
-    the features agree to rounding (``tests/test_performance.py``).
+    of cuDNN's bf16 tensor-core convolutions. On CPU channels_last too: oneDNN
+    computes in a blocked channels-inner layout, and NHWC steps measured 0-8 %
+    faster than NCHW from 128 to 512 px (``benchmarks/RESULTS.md``). Not on
+    MPS, where it was not measured. The network's layout is set in place (the
+    cached network is shared), to NHWC or back to NCHW as asked; the features
+    agree to rounding (``tests/test_performance.py``).
     """
     device = _device_of(vgg)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    channels_last = options.channels_last if options.channels_last is not None else device.type == "cuda"
+    channels_last = options.channels_last if options.channels_last is not None else device.type in ("cuda", "cpu")
     layout = torch.channels_last if channels_last else torch.contiguous_format
     if not vgg.conv("conv1_2").weight.is_contiguous(memory_format=layout):
         vgg.to(memory_format=layout)

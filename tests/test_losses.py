@@ -110,6 +110,45 @@ def test_style_gradient_matches_eq6():
     torch.testing.assert_close(pre.grad, analytic)
 
 
+def _autograd_style_layer_loss(f: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """Eq. 4 written plainly, differentiated by autograd: the reference for the hand-written backward."""
+    _, n, h, w = f.shape
+    return (gram_matrix(f) - a).pow(2).flatten(1).sum(1) / (4 * n**2 * (h * w) ** 2)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("batch, target_batch", [(1, 1), (3, 1), (3, 3)])
+def test_style_layer_loss_backward_matches_autograd(channels_last, batch, target_batch):
+    # The hand-written backward (one product, eq. 6) against autograd through F F^T, in float64;
+    # the target is not symmetric here, so the general 2 (R + R^T) F form is what is checked.
+    g = torch.Generator().manual_seed(batch + target_batch)
+    f = torch.randn(batch, 4, 3, 5, dtype=torch.float64, generator=g)
+    if channels_last:
+        f = f.contiguous(memory_format=torch.channels_last)
+    f.requires_grad_(True)
+    a = torch.randn(target_batch, 4, 4, dtype=torch.float64, generator=g, requires_grad=True)
+    weights = torch.randn(batch, dtype=torch.float64, generator=g)
+    ours = torch.autograd.grad((style_layer_loss(f, a, reduction="none") * weights).sum(), (f, a))
+    reference = torch.autograd.grad((_autograd_style_layer_loss(f, a) * weights).sum(), (f, a))
+    for got, want in zip(ours, reference):
+        torch.testing.assert_close(got, want)
+    assert torch.autograd.gradcheck(lambda f, a: style_layer_loss(f, a, reduction="none"), (f, a))
+    if channels_last:  # the gradient keeps the features' layout: no transposed copy for autograd to add
+        assert ours[0].is_contiguous(memory_format=torch.channels_last)
+
+
+def test_style_layer_loss_of_bf16_features_is_computed_in_fp32():
+    g = torch.Generator().manual_seed(0)
+    f32 = torch.rand(1, 8, 6, 6, generator=g)
+    a = gram_matrix(torch.rand(1, 8, 6, 6, generator=g))
+    f16 = f32.bfloat16().requires_grad_(True)
+    loss = style_layer_loss(f16, a)
+    assert loss.dtype == torch.float32
+    torch.testing.assert_close(loss, style_layer_loss(f16.detach().float(), a))  # same numbers as upcasting first
+    loss.backward()
+    assert f16.grad.dtype == torch.bfloat16
+
+
 def test_conversion_to_mean_mse_content():
     f, p = torch.randn(1, 7, 4, 6), torch.randn(1, 7, 4, 6)
     n, m = 7, 24

@@ -1,8 +1,9 @@
 """The fast paths of ``optimize.py`` give the same answers as the plain ones (CPU, small sizes).
 
 Speed is measured by ``benchmarks/bench.py``, not here: these tests only check
-that each shortcut (bf16 autocast, channels_last, batching, coarse-to-fine)
-does not change what is computed beyond rounding.
+that each shortcut (bf16 autocast, channels_last, batching, coarse-to-fine,
+keeping CPU memory between steps) does not change what is computed beyond
+rounding, and that the memory setting is undone.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import pytest
 import torch
 
 from nst_helpers import STYLE_LAYERS, transfer
-from nst_helpers.optimize import Options, _prepare_network, optimize_image, transfer_batch
+from nst_helpers import optimize
+from nst_helpers.optimize import Options, _keep_cpu_memory, _prepare_network, optimize_image, transfer_batch
 
 
 @pytest.fixture(scope="module")
@@ -45,14 +47,16 @@ def test_channels_last_gives_the_same_features(vgg, smooth_image):
 def test_prepare_network_sets_and_restores_the_layout(vgg):
     assert _prepare_network(vgg, Options(channels_last=True, extractor=vgg)) is True
     assert vgg.conv("conv2_1").weight.is_contiguous(memory_format=torch.channels_last)
-    assert _prepare_network(vgg, Options(extractor=vgg)) is False  # CPU default: NCHW
+    assert _prepare_network(vgg, Options(channels_last=False, extractor=vgg)) is False
     assert vgg.conv("conv2_1").weight.is_contiguous()
+    assert _prepare_network(vgg, Options(extractor=vgg)) is True  # the default on CPU and CUDA: NHWC
+    assert vgg.conv("conv2_1").weight.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_channels_last_transfer_matches_nchw(vgg, pair):
     content, style = pair
     kw = dict(alpha=1.0, beta=1e2, steps=3, optimizer="adam", extractor=vgg, progress=False)
-    plain = transfer(content, style, **kw)
+    plain = transfer(content, style, channels_last=False, **kw)
     fast = transfer(content, style, channels_last=True, **kw)
     torch.testing.assert_close(fast.history["total"], plain.history["total"], rtol=1e-3, atol=0)
 
@@ -162,3 +166,52 @@ def test_coarse_to_fine_explicit_steps_and_errors(vgg, pair):
         transfer(content, style, scales=(48, 24), extractor=vgg, progress=False)
     with pytest.raises(ValueError, match="one positive count per scale"):
         transfer(content, style, scales=(24, 48), scale_steps=(3,), extractor=vgg, progress=False)
+
+
+class _FakeLibc:
+    """Records mallopt/malloc_trim calls instead of changing this process's allocator."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def mallopt(self, param: int, value: int) -> int:
+        self.calls.append(("mallopt", param, value))
+        return 1
+
+    def malloc_trim(self, pad: int) -> int:
+        self.calls.append(("malloc_trim", pad))
+        return 1
+
+
+def test_cpu_memory_is_kept_during_runs_and_given_back_after(monkeypatch, pair):
+    libc = _FakeLibc()
+    monkeypatch.setattr(optimize, "_glibc", lambda: libc)
+    keep = [("mallopt", -4, 0), ("mallopt", -1, 2**31 - 1)]  # M_MMAP_MAX = 0, M_TRIM_THRESHOLD = 2 GiB
+    restore = [("mallopt", -4, 65536), ("mallopt", -1, 128 * 1024), ("malloc_trim", 0)]  # glibc's defaults
+    with _keep_cpu_memory():
+        assert libc.calls == keep
+        with _keep_cpu_memory():  # nested (or a second thread): no change until the last one ends
+            pass
+        assert libc.calls == keep
+    assert libc.calls == keep + restore
+    libc.calls.clear()
+    with pytest.raises(KeyError), _keep_cpu_memory():
+        raise KeyError("an error inside the run")
+    assert libc.calls == keep + restore  # restored on errors too
+    libc.calls.clear()
+    with _keep_cpu_memory(active=False):  # off the CPU: untouched
+        pass
+    assert libc.calls == []
+    content, style = pair
+    transfer(content, style, steps=2, optimizer="adam", weights="random", progress=False)
+    assert libc.calls == keep + restore  # the engine uses it around a CPU run
+
+
+def test_glibc_is_found_or_skipped():
+    libc = optimize._glibc()
+    import platform
+
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert libc is not None and hasattr(libc, "mallopt")
+    else:
+        assert libc is None
