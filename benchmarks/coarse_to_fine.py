@@ -1,6 +1,6 @@
 """Coarse-to-fine against single-scale: loss against time, and the pictures at equal time.
 
-    python benchmarks/coarse_to_fine.py --size 256 --steps 60 --out /tmp/c2f.png
+    python benchmarks/coarse_to_fine.py --size 512 --steps 100 --splits 60:18,90:40 --out /tmp/c2f.png
 
 Single-scale runs ``--steps`` L-BFGS evaluations at ``--size``; coarse-to-fine
 runs ``transfer(..., scales=(size/2, size), scale_steps=(a, b))`` for a few splits.
@@ -8,8 +8,9 @@ Each final image is scored the same way, whatever produced it: the paper's
 total loss at full size, and again at half size (the image downsampled): the
 half-size loss sees the picture through receptive fields twice as large, a
 proxy for the large-scale structure that coarse-to-fine is meant to buy.
-Time is CPU time of this process (with one thread, what a quiet machine's
-wall clock would show) or wall time on a GPU.
+Time is wall-clock time (synchronised on a GPU): run it on a quiet machine.
+The coarse pass's beta is scaled by its share of the positions, as
+``transfer`` does (see ``optimize._coarse_to_fine``).
 """
 
 from __future__ import annotations
@@ -29,17 +30,16 @@ BETA = 1e2
 def clock(device: torch.device) -> float:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-        return time.perf_counter()
-    return time.process_time()
+    return time.perf_counter()
 
 
-def scorer(vgg, content: torch.Tensor, style: torch.Tensor):
+def scorer(vgg, content: torch.Tensor, style: torch.Tensor, beta: float):
     """image -> the total loss (eq. 7) of that image at the content's size."""
     device = next(vgg.buffers()).device
     with torch.no_grad():
         targets = {k: v.float() for k, v in vgg(content.to(device), ["relu4_2"]).items()}
     grams = _style_targets(vgg, style, STYLE_LAYERS, tuple(content.shape[-2:]), "fp32")
-    objective = _make_objective(vgg, targets, grams, 1.0, BETA, None, "fp32")
+    objective = _make_objective(vgg, targets, grams, 1.0, beta, None, "fp32")
 
     def score(image: torch.Tensor) -> float:
         with torch.no_grad():
@@ -54,16 +54,19 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--splits", default="20:10,40:10,30:20", help="coarse:fine evaluation counts")
     parser.add_argument("--device", default=None)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, all cores)")
     parser.add_argument("--out", default="/tmp/coarse_to_fine.png")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     vgg = load_vgg19("caffe", pooling="avg", device=args.device)
     device = next(vgg.buffers()).device
     content, style = load_image("tubingen", args.size), load_image("starry_night", args.size)
     half = args.size // 2
-    score_full = scorer(vgg, content, style)
-    score_half = scorer(vgg, load_image("tubingen", half), load_image("starry_night", half))
+    score_full = scorer(vgg, content, style, BETA)
+    small = load_image("tubingen", half)  # the half-size score keeps the full size's balance, as transfer's passes do
+    positions = small.shape[-1] * small.shape[-2] / (content.shape[-1] * content.shape[-2])
+    score_half = scorer(vgg, small, load_image("starry_night", half), BETA * positions)
     common = dict(beta=BETA, extractor=vgg, progress=False, channels_last=Options(device=device).channels_last)
 
     # Single scale, with a snapshot and a timestamp at every evaluation.
@@ -101,7 +104,14 @@ def main() -> None:
                          suptitle=f"Coarse-to-fine ({half} then {args.size} px) against single scale at equal time")
     figure = getattr(figure, "figure", figure)
     figure.savefig(args.out, dpi=100, bbox_inches="tight")
-    print(f"\nsaved {args.out}")
+    from pathlib import Path
+
+    from nst_helpers import save_image
+
+    stem = Path(args.out).with_suffix("")
+    for index, (_, image) in enumerate(panels[1:], start=1):  # each picture at full size, to look at closely
+        save_image(image, f"{stem}_{index}.png")
+    print(f"\nsaved {args.out} and, at full size, {stem}_1.png .. {stem}_{len(panels) - 1}.png (in the figure's order)")
 
 
 if __name__ == "__main__":

@@ -613,7 +613,9 @@ def transfer(
         scales: coarse-to-fine, e.g. ``(256, 512)``: long edges (px) of successive
             passes, each started from the previous result upsampled. Content and
             style are resized by the same factor, so brush strokes keep their size
-            relative to the picture. The result has the last scale's size.
+            relative to the picture, and beta by the pass's share of the positions,
+            so every pass has the final size's balance. The result has the last
+            scale's size.
         scale_steps: evaluations per pass; default ``steps`` split evenly (the
             remainder to the last pass). A pass at half the size costs about a
             quarter, so (256, 512) with the default split takes ~5/8 of the
@@ -630,8 +632,8 @@ def transfer(
     if scales is not None:
         return _coarse_to_fine(
             content_image, style_image, scales, scale_steps, o,
-            lambda c, s, opts: transfer(c, s, alpha, beta, content_layer, style_layers, layer_weights,
-                                        **{f.name: getattr(opts, f.name) for f in fields(opts)}),
+            lambda c, s, opts, positions: transfer(c, s, alpha, beta * positions, content_layer, style_layers,
+                                                   layer_weights, **{f.name: getattr(opts, f.name) for f in fields(opts)}),
         )
     return _run(content_image, style_image, [content_layer], list(style_layers), alpha, beta,
                 layer_weights, content_image.shape, o, "transfer",
@@ -647,8 +649,14 @@ def _scale_shape(image: Tensor, factor: float) -> tuple[int, int]:
 
 
 def _coarse_to_fine(content: Tensor, style: Tensor, scales: Sequence[int], scale_steps: Sequence[int] | None,
-                    options: Options, run: Callable[[Tensor, Tensor, Options], Result]) -> Result:
+                    options: Options, run: Callable[[Tensor, Tensor, Options, float], Result]) -> Result:
     """Run ``run`` at each of ``scales`` in turn, each pass starting from the previous result.
+
+    ``run(content, style, options, positions)`` gets the pass's share of the
+    final image's positions (1/4 for a pass at half size): ``transfer`` scales
+    beta by it, so that every pass solves the final size's problem. The content
+    loss (eq. 1) sums over positions and the style loss (eq. 4) does not, so at
+    the same beta a half-size pass would weigh style four times more.
 
     Returns one ``Result``: the last pass's image, the passes' histories joined
     (losses of different sizes are not comparable: the content and style terms
@@ -668,11 +676,13 @@ def _coarse_to_fine(content: Tensor, style: Tensor, scales: Sequence[int], scale
     history: dict[str, list[float]] = {"total": [], "content": [], "style": []}
     done: list[int] = []
     result: Result | None = None
+    final_hw = _scale_shape(content, scales[-1] / long_edge)
     for size, steps in zip(scales, scale_steps):
         factor = size / long_edge
         init = options.init if result is None else result.image  # resized to this pass by _initial_image
-        result = run(resize(content, _scale_shape(content, factor)), resize(style, _scale_shape(style, factor)),
-                     replace(options, steps=steps, init=init))
+        hw = _scale_shape(content, factor)
+        result = run(resize(content, hw), resize(style, _scale_shape(style, factor)),
+                     replace(options, steps=steps, init=init), hw[0] * hw[1] / (final_hw[0] * final_hw[1]))
         offset = sum(done)
         for key in history:
             history[key] += result.history[key]
@@ -680,7 +690,6 @@ def _coarse_to_fine(content: Tensor, style: Tensor, scales: Sequence[int], scale
         if result.stopped != "done":
             break
     assert result is not None
-    final_hw = _scale_shape(content, scales[-1] / long_edge)
     image = resize(result.image, final_hw).clamp(0, 1)  # only if a pass stopped early
     settings = {**result.settings, "scales": scales, "scale_steps": done, "size": list(final_hw)}
     return Result(image=image, history=history, steps=sum(done), seconds=time.perf_counter() - start,

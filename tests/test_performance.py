@@ -13,8 +13,7 @@ import copy
 import pytest
 import torch
 
-from nst_helpers import STYLE_LAYERS, transfer
-from nst_helpers import optimize
+from nst_helpers import STYLE_LAYERS, optimize, transfer
 from nst_helpers.optimize import Options, _keep_cpu_memory, _prepare_network, optimize_image, transfer_batch
 
 
@@ -166,6 +165,36 @@ def test_coarse_to_fine_explicit_steps_and_errors(vgg, pair):
         transfer(content, style, scales=(48, 24), extractor=vgg, progress=False)
     with pytest.raises(ValueError, match="one positive count per scale"):
         transfer(content, style, scales=(24, 48), scale_steps=(3,), extractor=vgg, progress=False)
+
+
+def test_coarse_to_fine_keeps_the_final_balance_at_every_pass(vgg, pair, monkeypatch):
+    # L_content sums over positions and L_style (eq. 4) does not: a pass with a quarter of the
+    # positions needs a quarter of beta to solve the same problem as the final size.
+    passes = []
+    real_run = optimize._run
+
+    def spy(content, style, content_layers, style_layers, alpha, beta, *args, **kwargs):
+        passes.append((tuple(content.shape[-2:]), alpha, beta))
+        return real_run(content, style, content_layers, style_layers, alpha, beta, *args, **kwargs)
+
+    monkeypatch.setattr(optimize, "_run", spy)
+    content, style = pair  # 40x48
+    transfer(content, style, alpha=1.0, beta=1e2, scales=(24, 48), steps=4, extractor=vgg, progress=False)
+    assert passes == [((20, 24), 1.0, pytest.approx(1e2 * (20 * 24) / (40 * 48))), ((40, 48), 1.0, 1e2)]
+    # The balance itself: the content and style losses of one image, shrunk with its targets, keep their ratio.
+    from nst_helpers import content_loss, gram_matrix, style_layer_loss
+    from nst_helpers.images import resize
+
+    def parts(image, photo, painting):
+        feats = vgg(image, ["relu2_1"])["relu2_1"]
+        photo_f, painting_f = vgg(photo, ["relu2_1"])["relu2_1"], vgg(painting, ["relu2_1"])["relu2_1"]
+        return float(content_loss(feats, photo_f)), float(style_layer_loss(feats, gram_matrix(painting_f)))
+
+    g = torch.Generator().manual_seed(3)
+    big = [torch.rand(1, 3, 8, 8, generator=g).repeat_interleave(8, -1).repeat_interleave(8, -2) for _ in range(3)]
+    small = [resize(x, (32, 32)) for x in big]
+    (c_big, s_big), (c_small, s_small) = parts(*big), parts(*small)
+    assert (c_small / s_small) / (c_big / s_big) == pytest.approx(1 / 4, rel=0.2)
 
 
 class _FakeLibc:
