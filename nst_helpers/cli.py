@@ -26,11 +26,15 @@ def _transfer(args: argparse.Namespace) -> int:
     from .images import load_image, save_image
     from .optimize import transfer
 
-    content = load_image(args.content, args.size)
-    style = load_image(args.style, args.size)
+    scales = _scales(args.scales) if args.scales else None
+    if scales and args.size not in (None, scales[-1]):
+        raise ValueError(f"--size {args.size} and the last of --scales {args.scales} disagree; give one of them")
+    size = scales[-1] if scales else args.size or 256
+    content = load_image(args.content, size)
+    style = load_image(args.style, size)
     result = transfer(
         content, style, alpha=args.alpha, beta=args.beta, content_layer=args.content_layer,
-        style_layers=args.style_layers.split(","), steps=args.steps, optimizer=args.optimizer,
+        style_layers=args.style_layers.split(","), scales=scales, steps=args.steps, optimizer=args.optimizer,
         init=args.init, pooling=args.pooling, weights=args.weights, normalize=args.normalize,
         device=args.device, seed=args.seed, precision=args.precision,
     )
@@ -44,6 +48,13 @@ def _transfer(args: argparse.Namespace) -> int:
         + ("" if result.stopped == "done" else f"; stopped early: {result.stopped}")
     )
     return 0
+
+
+def _scales(text: str) -> list[int]:
+    try:
+        return [int(size) for size in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--scales takes long edges in px separated by commas, e.g. 256,512; got {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,8 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--style-layers", default=",".join(STYLE_LAYERS), help="comma-separated layer names")
     t.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
                    help="auto: bf16 features on CUDA, fp32 elsewhere; bf16 also pays on CPUs with AVX512-BF16/AMX")
+    t.add_argument("--scales", default=None,
+                   help="coarse-to-fine passes, e.g. 256,512: the steps split evenly, the result at the last size")
     _add_common(t)
-    t.set_defaults(run=_transfer)
+    t.set_defaults(run=_transfer, size=None)
+    for action in t._actions:
+        if action.dest == "size":
+            action.help = "long edge of the result in px (default 256, or the last of --scales)"
     try:
         from .figures import add_cli
 

@@ -37,6 +37,19 @@ def test_transfer_with_sample_names(tmp_path, data_dir, capsys):
     assert load_image(out).shape == (1, 3, 24, 32)
 
 
+def test_transfer_coarse_to_fine(tmp_path, capsys):
+    content, style = _images(tmp_path)
+    out = tmp_path / "c2f.png"
+    assert main(["transfer", str(content), str(style), "-o", str(out), "--scales", "24,32", "--steps", "4",
+                 "--device", "cpu"]) == 0
+    assert Image.open(out).size == (32, 24)  # the last scale's size
+    assert "after 4 steps" in capsys.readouterr().out
+    assert main(["transfer", str(content), str(style), "-o", str(out), "--scales", "24,32", "--size", "64"]) == 2
+    assert "disagree" in capsys.readouterr().err
+    assert main(["transfer", str(content), str(style), "-o", str(out), "--scales", "24,big"]) == 2
+    assert "e.g. 256,512" in capsys.readouterr().err
+
+
 def test_errors_are_one_clear_line(tmp_path, capsys):
     content, _ = _images(tmp_path)
     assert main(["transfer", str(content), str(tmp_path / "missing.png"), "-o", str(tmp_path / "x.png")]) == 2
