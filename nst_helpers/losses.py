@@ -109,7 +109,7 @@ def style_layer_loss(features: Tensor, target_gram: Tensor, reduction: Reduction
         The Gram is computed in float32 even when the features are bf16/fp16
         (autocast), since its sum over M positions loses precision otherwise.
         The gradient is eq. 6 written out (``_GramDistance``): one product
-        instead of autograd's two plus a sum, a third of this layer's work.
+        instead of autograd's two plus a sum.
     """
     _, n, h, w = features.shape
     m = h * w
@@ -123,10 +123,11 @@ class _GramDistance(torch.autograd.Function):
 
     Forward: one product for G. Backward: ``d/dF = 2 (R + R^T) F`` with
     ``R = G - A``, i.e. ``4 (G - A) F`` for a symmetric target (the derivative
-    behind eq. 6), one more product. Autograd
-    through ``F @ F^T`` would instead compute ``dG F`` and ``(F^T dG)^T``
-    separately and add them, with one result in transposed layout: three
-    times the memory traffic on the large early layers.
+    behind eq. 6): one more product, written in F's own memory layout.
+    Autograd through ``F @ F^T`` computes ``dG F`` and ``(F^T dG)^T``
+    separately and adds them, one of them in transposed layout: at relu1_1
+    (256 px) two 20 ms products and a 20 ms strided add, where this takes
+    6 ms (``benchmarks/RESULTS.md``).
     """
 
     @staticmethod
@@ -145,7 +146,7 @@ class _GramDistance(torch.autograd.Function):
             scaled = residual * (2 * grad).view(-1, 1, 1)  # (B, N, N)
             grad_f = grad_target = None
             if ctx.needs_input_grad[0]:
-                sym = scaled + scaled.transpose(1, 2)  # 2 (R + R^T); = 4 R for a symmetric target
+                sym = scaled + scaled.transpose(1, 2)  # grad * 2 (R + R^T); grad * 4 R for a symmetric target
                 if f32.stride(1) == 1 and f32.stride(2) != 1:  # positions-first (channels_last) memory
                     grad_f = torch.bmm(f32.transpose(1, 2), sym.transpose(1, 2)).transpose(1, 2)  # F's layout
                 else:
