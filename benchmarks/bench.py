@@ -164,20 +164,20 @@ def final_loss(vgg, size: int, steps: int, precision: str, channels_last: bool) 
 
 
 def _peak_rss(pid: int) -> float:
-    """The process's peak resident memory so far (VmHWM, MiB); 0 if it cannot be read."""
+    """The process's peak resident memory so far (VmHWM, MiB); NaN where /proc cannot tell (macOS)."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     except (OSError, ValueError):
         pass
-    return 0.0
+    return float("nan")
 
 
 def run_process(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     """Wall seconds, peak RSS (MiB) and output of one child process.
 
-    The peak is the child's own VmHWM, read every 50 ms while it runs. Not the
+    The peak is the child's own VmHWM, read every 20 ms while it runs. Not the
     ``ru_maxrss`` of ``wait4``: on Linux a child keeps the largest RSS seen
     across exec, which includes this (large) parent's at the moment of the
     fork, so every child would report the parent's peak.
@@ -185,10 +185,11 @@ def run_process(command: list[str], env: dict[str, str]) -> tuple[float, float, 
     start = time.perf_counter()
     with tempfile.TemporaryFile() as out:
         child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-        peak = 0.0
+        peak = float("nan")
         while child.poll() is None:
-            peak = max(peak, _peak_rss(child.pid))
-            time.sleep(0.05)
+            now = _peak_rss(child.pid)
+            peak = now if peak != peak else max(peak, now)  # NaN until a first reading
+            time.sleep(0.02)
         wall = time.perf_counter() - start
         out.seek(0)
         text = out.read().decode(errors="replace")
@@ -283,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, all cores)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["steps", "loss", "cli", "batch"])
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
 
     from nst_helpers.features import load_vgg19, pick_device
 

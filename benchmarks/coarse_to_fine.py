@@ -7,7 +7,10 @@ runs ``transfer(..., scales=(size/2, size), scale_steps=(a, b))`` for a few spli
 Each final image is scored the same way, whatever produced it: the paper's
 total loss at full size, and again at half size (the image downsampled): the
 half-size loss sees the picture through receptive fields twice as large, a
-proxy for the large-scale structure that coarse-to-fine is meant to buy.
+proxy for the large-scale structure that coarse-to-fine is meant to buy, but
+a biased one, since it is the coarse pass's own objective. So the full-size
+loss is also printed term by term: the deep layers' style terms measure the
+large-scale structure on neutral ground.
 Time is wall-clock time (synchronised on a GPU): run it on a quiet machine.
 The coarse pass's beta is scaled by its share of the positions, as
 ``transfer`` does (see ``optimize._coarse_to_fine``).
@@ -20,7 +23,7 @@ import time
 
 import torch
 
-from nst_helpers import STYLE_LAYERS, load_image, load_vgg19, transfer
+from nst_helpers import STYLE_LAYERS, content_loss, load_image, load_vgg19, style_layer_loss, transfer
 from nst_helpers.images import resize
 from nst_helpers.optimize import Options, _make_objective, _style_targets
 
@@ -46,6 +49,29 @@ def scorer(vgg, content: torch.Tensor, style: torch.Tensor, beta: float):
             return float(objective(resize(image, tuple(content.shape[-2:])).to(device))[0])
 
     return score
+
+
+def terms(vgg, content: torch.Tensor, style: torch.Tensor, beta: float):
+    """image -> its full-size loss split into terms: alpha L_content and beta w_l E_l per style layer.
+
+    The deep layers' terms measure large-scale structure at full size, where
+    no pass of either method had an advantage; the half-size loss is, after
+    all, what the coarse pass itself minimised.
+    """
+    device = next(vgg.buffers()).device
+    with torch.no_grad():
+        photo = vgg(content.to(device), ["relu4_2"])["relu4_2"].float()
+    grams = _style_targets(vgg, style, STYLE_LAYERS, tuple(content.shape[-2:]), "fp32")
+
+    def by_term(image: torch.Tensor) -> dict[str, float]:
+        with torch.no_grad():
+            feats = vgg(image.to(device), ["relu4_2", *STYLE_LAYERS])
+            out = {"content": float(content_loss(feats["relu4_2"].float(), photo))}
+            for layer in STYLE_LAYERS:
+                out[layer] = beta / len(STYLE_LAYERS) * float(style_layer_loss(feats[layer].float(), grams[layer]))
+        return out
+
+    return by_term
 
 
 def main() -> None:
@@ -84,6 +110,8 @@ def main() -> None:
         earlier = [image for t, image in trace if t <= seconds]
         return earlier[-1] if earlier else trace[0][1]
 
+    by_term = terms(vgg, content, style, BETA)
+    rows = [(f"single scale, {args.steps} evals", total, single.image)]
     panels = [("photo", content), (f"single scale, {args.steps} evals, {total:.0f} s", single.image)]
     for split in args.splits.split(","):
         coarse, fine = (int(n) for n in split.split(":"))
@@ -97,6 +125,15 @@ def main() -> None:
               f"{score_half(same_time):.4g} |")
         panels += [(f"coarse-to-fine {coarse}+{fine}, {seconds:.0f} s", result.image),
                    (f"single scale at {seconds:.0f} s", same_time)]
+        rows += [(f"coarse-to-fine {half}:{coarse} + {args.size}:{fine}", seconds, result.image),
+                 ("single scale at the same time", seconds, same_time)]
+
+    print(f"\nThe same images' loss at {args.size} px, term by term (alpha L_content, beta w_l E_l):\n")
+    print("| run | time (s) | content | " + " | ".join(STYLE_LAYERS) + " |")
+    print("|---|---|---|" + "---|" * len(STYLE_LAYERS))
+    for name, seconds, image in rows:
+        parts = by_term(image)
+        print(f"| {name} | {seconds:.1f} | " + " | ".join(f"{v:.3g}" for v in parts.values()) + " |")
 
     from nst_helpers.plotting import show_images
 

@@ -44,6 +44,7 @@ from typing import Any, Literal
 
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 __all__ = [
     "gram_matrix",
@@ -101,8 +102,8 @@ def style_layer_loss(features: Tensor, target_gram: Tensor, reduction: Reduction
 
     Args:
         features: (B, N, H, W) responses of the generated image.
-        target_gram: (B or 1, N, N) target Gram matrix A, summed over the same
-            number of positions M as ``features`` (see ``rescale_gram``).
+        target_gram: (B or 1, N, N) (or (N, N)) target Gram matrix A, summed over
+            the same number of positions M as ``features`` (see ``rescale_gram``).
         reduction: ``"sum"`` over the batch, or ``"none"``.
 
     Note:
@@ -114,7 +115,8 @@ def style_layer_loss(features: Tensor, target_gram: Tensor, reduction: Reduction
     _, n, h, w = features.shape
     m = h * w
     f = features.flatten(2)  # (B, N, M): a view for NCHW and for channels_last alike
-    per_image = _GramDistance.apply(f, target_gram) / (4 * n**2 * m**2)
+    target = target_gram if target_gram.dim() == 3 else target_gram.unsqueeze(0)  # (N, N) -> (1, N, N)
+    per_image = _GramDistance.apply(f, target) / (4 * n**2 * m**2)
     return _reduce(per_image, reduction)
 
 
@@ -140,6 +142,7 @@ class _GramDistance(torch.autograd.Function):
         return residual.pow(2).sum((1, 2))  # (B,)
 
     @staticmethod
+    @once_differentiable  # the backward is not itself differentiable: second derivatives raise, not mislead
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None]:  # grad: (B,)
         f32, residual = ctx.saved_tensors
         with torch.autocast(f32.device.type, enabled=False):

@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import functools
 import math
+import os
 import platform
 import threading
 import time
@@ -322,20 +322,23 @@ def optimize_image(
     )
 
 
-# glibc's mallopt parameters (malloc.h) and their defaults.
-_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
-_DEFAULT_TRIM_THRESHOLD, _DEFAULT_MMAP_MAX = 128 * 1024, 65536
+# glibc's mallopt parameters (malloc.h), and what _keep_cpu_memory sets during and after a run.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4
+_DURING_RUN = ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1))
+_AFTER_RUN = ((_M_MMAP_MAX, 65536), (_M_MMAP_THRESHOLD, 32 * 2**20), (_M_TRIM_THRESHOLD, 64 * 2**20))
 _memory_lock = threading.Lock()
 _memory_users = 0
 
 
 @functools.cache
 def _glibc() -> Any:
-    """The C library if it is glibc (it has ``mallopt``), else None (macOS, Windows, musl)."""
+    """The C library if it is glibc and the user has not tuned its malloc, else None."""
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return None
+        return None  # macOS, Windows, musl: their allocators are left alone
+    if any(k.startswith("MALLOC_") for k in os.environ) or "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", ""):
+        return None  # the user's own malloc settings win (and are the way to opt out)
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL("libc.so.6")  # glibc's soname; find_library would run ldconfig
     except OSError:
         return None
     return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
@@ -351,10 +354,19 @@ def _keep_cpu_memory(active: bool = True):
     pages: 10 % of a 512 px step on the development machine, and most of its
     step-to-step noise (``benchmarks/RESULTS.md``). For the run, large blocks
     come from the heap (``M_MMAP_MAX = 0``) and freed memory stays there
-    (``M_TRIM_THRESHOLD`` = 2 GiB, the largest mallopt takes); at the end the
-    defaults come back and ``malloc_trim`` hands the memory back. Nested and
-    concurrent runs (the lab's thread) share one setting; the last to finish
-    restores it. Nothing happens off glibc.
+    (``M_TRIM_THRESHOLD`` = 2 GiB, the largest mallopt takes). At the end
+    ``malloc_trim`` hands the memory back.
+
+    Note:
+        This changes the allocator of the whole process, and not only while
+        the run lasts: any mallopt call switches off glibc's sliding mmap and
+        trim thresholds for good. After a run they are therefore set to where
+        the sliding takes them in a torch process (mmap above 32 MiB, trim
+        above 64 MiB) rather than to glibc's starting values (128 KiB), which
+        would unmap every tensor over 128 KiB. Nested and concurrent runs (the
+        lab's thread) share one setting; the last to finish restores it. Off
+        glibc, or when ``MALLOC_*`` variables or ``GLIBC_TUNABLES=glibc.malloc...``
+        are set (the way to opt out), nothing happens.
     """
     global _memory_users
     libc = _glibc() if active else None
@@ -363,8 +375,8 @@ def _keep_cpu_memory(active: bool = True):
         return
     with _memory_lock:
         if _memory_users == 0:
-            libc.mallopt(_M_MMAP_MAX, 0)
-            libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
+            for param, value in _DURING_RUN:
+                libc.mallopt(param, value)
         _memory_users += 1
     try:
         yield
@@ -372,8 +384,8 @@ def _keep_cpu_memory(active: bool = True):
         with _memory_lock:
             _memory_users -= 1
             if _memory_users == 0:
-                libc.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
-                libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
+                for param, value in _AFTER_RUN:
+                    libc.mallopt(param, value)
                 libc.malloc_trim(0)
 
 

@@ -137,6 +137,16 @@ def test_style_layer_loss_backward_matches_autograd(channels_last, batch, target
         assert ours[0].is_contiguous(memory_format=torch.channels_last)
 
 
+def test_style_layer_loss_takes_a_2d_target_and_refuses_second_derivatives():
+    g = torch.Generator().manual_seed(2)
+    f = torch.rand(2, 4, 3, 3, generator=g, requires_grad=True)
+    a = gram_matrix(torch.rand(1, 4, 3, 3, generator=g))
+    torch.testing.assert_close(style_layer_loss(f, a[0]), style_layer_loss(f, a))
+    (grad,) = torch.autograd.grad(style_layer_loss(f, a), f, create_graph=True)
+    with pytest.raises(RuntimeError):  # the hand-written backward is first-order only; say so, not a wrong Hessian
+        grad.sum().backward()
+
+
 def test_style_layer_loss_of_bf16_features_is_computed_in_fp32():
     g = torch.Generator().manual_seed(0)
     f32 = torch.rand(1, 8, 6, 6, generator=g)

@@ -9,6 +9,7 @@ rounding, and that the memory setting is undone.
 from __future__ import annotations
 
 import copy
+import os
 
 import pytest
 import torch
@@ -216,7 +217,8 @@ def test_cpu_memory_is_kept_during_runs_and_given_back_after(monkeypatch, pair):
     libc = _FakeLibc()
     monkeypatch.setattr(optimize, "_glibc", lambda: libc)
     keep = [("mallopt", -4, 0), ("mallopt", -1, 2**31 - 1)]  # M_MMAP_MAX = 0, M_TRIM_THRESHOLD = 2 GiB
-    restore = [("mallopt", -4, 65536), ("mallopt", -1, 128 * 1024), ("malloc_trim", 0)]  # glibc's defaults
+    # mmap allowed again above 32 MiB, trim above 64 MiB (where glibc's sliding thresholds go), memory back
+    restore = [("mallopt", -4, 65536), ("mallopt", -3, 32 * 2**20), ("mallopt", -1, 64 * 2**20), ("malloc_trim", 0)]
     with _keep_cpu_memory():
         assert libc.calls == keep
         with _keep_cpu_memory():  # nested (or a second thread): no change until the last one ends
@@ -236,11 +238,23 @@ def test_cpu_memory_is_kept_during_runs_and_given_back_after(monkeypatch, pair):
     assert libc.calls == keep + restore  # the engine uses it around a CPU run
 
 
-def test_glibc_is_found_or_skipped():
-    libc = optimize._glibc()
-    import platform
+def _resident_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
-    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
-        assert libc is not None and hasattr(libc, "mallopt")
-    else:
-        assert libc is None
+
+@pytest.mark.skipif(optimize._glibc() is None, reason="glibc only (and not with the user's MALLOC_* settings)")
+def test_freed_memory_stays_during_a_run_and_goes_back_after():
+    # The real allocator: a freed 256 MiB block is unmapped at once outside a run, kept inside one
+    # (the next step reuses it without page faults), and handed back when the run ends.
+    def touch_and_free() -> float:
+        block = torch.ones(64 * 2**20)  # 256 MiB, written: resident
+        del block
+        return _resident_mib()
+
+    base = _resident_mib()
+    assert touch_and_free() < base + 64  # outside a run: given back at once
+    with _keep_cpu_memory():
+        assert touch_and_free() > base + 192  # kept for the next step
+    assert _resident_mib() < base + 64  # given back at the end
+    assert touch_and_free() < base + 64  # and large blocks are unmapped again after the run
