@@ -124,13 +124,19 @@ def pair(size: int) -> tuple[torch.Tensor, torch.Tensor]:
 def time_step(vgg, size: int, precision: str, channels_last: bool, device: torch.device,
               reps: int) -> tuple[float, float, int]:
     """Best and median seconds of one engine evaluation (objective + backward), and peak CUDA bytes."""
-    from nst_helpers.optimize import Options, _keep_cpu_memory, _make_objective, _prepare_network, _style_targets
+    from nst_helpers.optimize import (
+        Options,
+        _content_targets,
+        _keep_cpu_memory,
+        _make_objective,
+        _prepare_network,
+        _style_targets,
+    )
 
     content, style = pair(size)
     options = Options(precision=precision, channels_last=channels_last, extractor=vgg)
     cl = _prepare_network(vgg, options)
-    with torch.no_grad():
-        content_targets = {k: v.float() for k, v in vgg(content.to(device), ["relu4_2"]).items()}
+    content_targets = _content_targets(vgg, content, ["relu4_2"], "fp32")
     style_targets = _style_targets(vgg, style, STYLE_LAYERS, tuple(content.shape[-2:]), precision)
     objective = _make_objective(vgg, content_targets, style_targets, 1.0, BETA, None, precision, cl)
     x = torch.rand(content.shape, generator=torch.Generator().manual_seed(0)).to(device).requires_grad_(True)

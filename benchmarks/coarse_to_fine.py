@@ -25,7 +25,7 @@ import torch
 
 from nst_helpers import STYLE_LAYERS, content_loss, load_image, load_vgg19, style_layer_loss, transfer
 from nst_helpers.images import resize
-from nst_helpers.optimize import Options, _make_objective, _style_targets
+from nst_helpers.optimize import _content_targets, _device_of, _make_objective, _style_targets
 
 BETA = 1e2
 
@@ -36,32 +36,32 @@ def clock(device: torch.device) -> float:
     return time.perf_counter()
 
 
-def scorer(vgg, content: torch.Tensor, style: torch.Tensor, beta: float):
+def targets(vgg, content: torch.Tensor, style: torch.Tensor) -> tuple[dict, dict]:
+    """The photo's relu4_2 responses and the painting's Grams at the content's size, in fp32."""
+    return (_content_targets(vgg, content, ["relu4_2"], "fp32"),
+            _style_targets(vgg, style, STYLE_LAYERS, tuple(content.shape[-2:]), "fp32"))
+
+
+def scorer(vgg, content: torch.Tensor, photo_and_grams: tuple[dict, dict], beta: float):
     """image -> the total loss (eq. 7) of that image at the content's size."""
-    device = next(vgg.buffers()).device
-    with torch.no_grad():
-        targets = {k: v.float() for k, v in vgg(content.to(device), ["relu4_2"]).items()}
-    grams = _style_targets(vgg, style, STYLE_LAYERS, tuple(content.shape[-2:]), "fp32")
-    objective = _make_objective(vgg, targets, grams, 1.0, beta, None, "fp32")
+    objective = _make_objective(vgg, *photo_and_grams, 1.0, beta, None, "fp32")
 
     def score(image: torch.Tensor) -> float:
         with torch.no_grad():
-            return float(objective(resize(image, tuple(content.shape[-2:])).to(device))[0])
+            return float(objective(resize(image, tuple(content.shape[-2:])).to(_device_of(vgg)))[0])
 
     return score
 
 
-def terms(vgg, content: torch.Tensor, style: torch.Tensor, beta: float):
+def terms(vgg, photo_and_grams: tuple[dict, dict], beta: float):
     """image -> its full-size loss split into terms: alpha L_content and beta w_l E_l per style layer.
 
     The deep layers' terms measure large-scale structure at full size, where
     no pass of either method had an advantage; the half-size loss is, after
     all, what the coarse pass itself minimised.
     """
-    device = next(vgg.buffers()).device
-    with torch.no_grad():
-        photo = vgg(content.to(device), ["relu4_2"])["relu4_2"].float()
-    grams = _style_targets(vgg, style, STYLE_LAYERS, tuple(content.shape[-2:]), "fp32")
+    device = _device_of(vgg)
+    photo, grams = photo_and_grams[0]["relu4_2"], photo_and_grams[1]
 
     def by_term(image: torch.Tensor) -> dict[str, float]:
         with torch.no_grad():
@@ -86,14 +86,15 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     vgg = load_vgg19("caffe", pooling="avg", device=args.device)
-    device = next(vgg.buffers()).device
+    device = _device_of(vgg)
     content, style = load_image("tubingen", args.size), load_image("starry_night", args.size)
     half = args.size // 2
-    score_full = scorer(vgg, content, style, BETA)
+    full_targets = targets(vgg, content, style)
+    score_full = scorer(vgg, content, full_targets, BETA)
     small = load_image("tubingen", half)  # the half-size score keeps the full size's balance, as transfer's passes do
     positions = small.shape[-1] * small.shape[-2] / (content.shape[-1] * content.shape[-2])
-    score_half = scorer(vgg, small, load_image("starry_night", half), BETA * positions)
-    common = dict(beta=BETA, extractor=vgg, progress=False, channels_last=Options(device=device).channels_last)
+    score_half = scorer(vgg, small, targets(vgg, small, load_image("starry_night", half)), BETA * positions)
+    common = dict(beta=BETA, extractor=vgg, progress=False)
 
     # Single scale, with a snapshot and a timestamp at every evaluation.
     trace: list[tuple[float, torch.Tensor]] = []
@@ -110,7 +111,7 @@ def main() -> None:
         earlier = [image for t, image in trace if t <= seconds]
         return earlier[-1] if earlier else trace[0][1]
 
-    by_term = terms(vgg, content, style, BETA)
+    by_term = terms(vgg, full_targets, BETA)
     rows = [(f"single scale, {args.steps} evals", total, single.image)]
     panels = [("photo", content), (f"single scale, {args.steps} evals, {total:.0f} s", single.image)]
     for split in args.splits.split(","):

@@ -427,6 +427,13 @@ def _initial_image(init: str | Tensor, shape: Sequence[int], options: Options,
     return resize(source, tuple(shape[-2:]))
 
 
+def _content_targets(vgg: VGG19Features, content: Tensor, layers: Sequence[str], precision: str) -> dict[str, Tensor]:
+    """The content image's responses P at ``layers`` (eq. 1), computed once, kept in fp32."""
+    with torch.no_grad(), _autocast(_device_of(vgg), precision):
+        feats = vgg(content.to(_device_of(vgg)), layers)
+    return {k: v.float() for k, v in feats.items()}
+
+
 def _style_targets(vgg: VGG19Features, style: Tensor, layers: Sequence[str],
                    out_hw: tuple[int, int], precision: str) -> dict[str, Tensor]:
     """Target Grams of the style image, rescaled to the output's number of positions."""
@@ -468,7 +475,7 @@ def _make_objective(vgg: VGG19Features, content_targets: dict[str, Tensor], styl
             feats = vgg(image, layers)
         if per_image:  # (B,) losses; layer weights may differ per image
             start = torch.zeros(image.shape[0], device=device)
-            weights = layer_weights or {k: 1.0 / len(style_targets) for k in style_targets}
+            weights = layer_weights or {}  # per_image callers (transfer_batch) give every layer's (B,) weights
             content = sum((content_loss(feats[k].float(), p, reduction="none") for k, p in content_targets.items()),
                           start)
             style = sum((weights[k] * style_layer_loss(feats[k], a, reduction="none") for k, a in style_targets.items()),
@@ -526,11 +533,9 @@ def _run(content: Tensor | None, style: Tensor | None, content_layers: Sequence[
     device = _device_of(vgg)
     channels_last = _prepare_network(vgg, options)
     hw = (int(out_shape[-2]), int(out_shape[-1]))
-    content_targets: dict[str, Tensor] = {}
-    if content is not None and content_layers:
-        with torch.no_grad(), _autocast(device, options.precision):
-            feats = vgg(content.to(device), content_layers)
-        content_targets = {k: v.float() for k, v in feats.items()}
+    content_targets = (
+        _content_targets(vgg, content, content_layers, options.precision) if content is not None and content_layers else {}
+    )
     style_targets = (
         _style_targets(vgg, style, style_layers, hw, options.precision) if style is not None and style_layers else {}
     )
@@ -776,29 +781,27 @@ def _transfer_chunk(content: Tensor, style: Tensor, runs: list[dict[str, Any]], 
                     options: Options) -> list[Result]:
     start = time.perf_counter()
     settings = []
+    shared = {**options.summary(), "size": list(content.shape[-2:]), "batched": len(runs)}
     for run in runs:
         run.setdefault("alpha", 1.0)
         run.setdefault("beta", DEFAULT_BETA)
         run["style_layers"] = list(run.get("style_layers", STYLE_LAYERS))
         _check_weighting(run["alpha"], run["beta"], run["style_layers"], run.get("layer_weights"))
         settings.append({"task": "transfer", "alpha": run["alpha"], "beta": run["beta"], "content_layer": content_layer,
-                         "style_layers": run["style_layers"], "layer_weights": run.get("layer_weights"),
-                         **options.summary(), "size": list(content.shape[-2:]), "batched": len(runs)})
+                         "style_layers": run["style_layers"], "layer_weights": run.get("layer_weights"), **shared})
     vgg = options.network()
     device = _device_of(vgg)
     channels_last = _prepare_network(vgg, options)
     union = list(dict.fromkeys(layer for run in runs for layer in run["style_layers"]))
     weights = {}
-    for layer in union:  # (B,): w_l of each run, 0 where a run does not use the layer
-        column = []
-        for run in runs:
-            given = run.get("layer_weights") or {}
-            default = 1.0 / len(run["style_layers"])
-            column.append(float(given.get(layer, default)) if layer in run["style_layers"] else 0.0)
-        check_weights(column, "style layer weights")
+    for layer in union:  # (B,): w_l of each run (checked above), 0 where a run does not use the layer
+        column = [
+            float((run.get("layer_weights") or {}).get(layer, 1.0 / len(run["style_layers"])))
+            if layer in run["style_layers"] else 0.0
+            for run in runs
+        ]
         weights[layer] = torch.tensor(column, device=device)
-    with torch.no_grad(), _autocast(device, options.precision):
-        content_targets = {k: v.float() for k, v in vgg(content.to(device), [content_layer]).items()}
+    content_targets = _content_targets(vgg, content, [content_layer], options.precision)
     style_targets = _style_targets(vgg, style, union, tuple(content.shape[-2:]), options.precision)
     alpha = torch.tensor([float(run["alpha"]) for run in runs], device=device)
     beta = torch.tensor([float(run["beta"]) for run in runs], device=device)

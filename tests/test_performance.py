@@ -85,6 +85,7 @@ def test_batched_adam_equals_runs_one_by_one(vgg, pair):
         {"alpha": 1.0, "beta": 1e2},
         {"alpha": 1e-2, "beta": 1.0, "style_layers": STYLE_LAYERS[:2]},
         {"alpha": 1.0, "beta": 10.0, "style_layers": ["relu1_1", "relu3_1"], "layer_weights": {"relu1_1": 0.9, "relu3_1": 0.1}},
+        {"alpha": 1.0, "beta": 1e2, "style_layers": []},  # content only, beside runs with style layers
     ]
     kw = dict(steps=4, optimizer="adam", extractor=vgg, progress=False, seed=3)
     batched = transfer_batch(content, style, runs, **kw)
