@@ -88,8 +88,8 @@ import torch
 from torch import Tensor
 
 from .features import STYLE_LAYERS, VGG19Features, load_vgg19, paper_name, pick_device
-from .losses import gram_matrix, rescale_gram, style_layer_loss
-from .optimize import Result, reconstruct_content, synthesize_texture, transfer
+from .losses import style_layer_loss
+from .optimize import Result, _device_of, _style_targets, reconstruct_content, synthesize_texture, transfer
 
 __all__ = [
     "content_reconstructions",
@@ -233,14 +233,9 @@ def gram_losses(
     to ``figure_network("cpu")``.
     """
     vgg = extractor or figure_network("cpu")
-    device = next(vgg.buffers()).device
-    ours = vgg(image.float().to(device), layers)
-    theirs = vgg(style_image.float().to(device), layers)
-    out = {}
-    for layer in layers:
-        target = rescale_gram(gram_matrix(theirs[layer]), theirs[layer][0, 0].numel(), ours[layer][0, 0].numel())
-        out[layer] = float(style_layer_loss(ours[layer], target))
-    return out
+    ours = vgg(image.float().to(_device_of(vgg)), layers)
+    targets = _style_targets(vgg, style_image.float(), layers, tuple(image.shape[-2:]), "fp32")
+    return {layer: float(style_layer_loss(ours[layer], targets[layer])) for layer in layers}
 
 
 def _is_monotone(values: Sequence[float], increasing: bool) -> bool:
@@ -685,7 +680,7 @@ def make_figures(
             plt.close(made.figure)
             (out / f"{name}.txt").write_text(made.caption + "\n")
             stats[name] = {**made.stats, "settings": {
-                **asdict(Preset(size, steps)), "device": str(next(vgg.buffers()).device), "pooling": pooling,
+                **asdict(Preset(size, steps)), "device": str(_device_of(vgg)), "pooling": pooling,
                 "optimizer": optimizer, "init": init, "seed": seed, "normalized": True,
                 "ratio_factor": paper_ratio(1.0, size), "seconds": round(time.perf_counter() - start, 1)}}
             stats_path.write_text(json.dumps(stats, indent=1, default=float) + "\n")

@@ -37,7 +37,6 @@ Run it from the repository root (about a minute on one CPU core):
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from collections.abc import Iterator
@@ -47,7 +46,7 @@ import torch
 from torch import Tensor
 
 from nst_helpers.features import CONV_LAYERS, VGG19Features, load_vgg19
-from nst_helpers.images import load_image, sample_image
+from nst_helpers.images import _sha256, load_image, sample_image
 
 PAPER_IMAGES = ("tubingen", "shipwreck", "starry_night", "the_scream", "composition_vii")
 FULL_SIZES = (256, 384, 512)  # long edge of the whole-image views, px
@@ -116,10 +115,6 @@ def apply_floor(means: dict[str, Tensor], fraction: float = FLOOR) -> tuple[dict
         floored[c] = m.clamp_min(floor)
         counts[c] = int((m < floor).sum())
     return floored, counts
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def main(argv: list[str] | None = None) -> int:
