@@ -10,9 +10,12 @@ from .features import STYLE_LAYERS
 from .optimize import DEFAULT_BETA
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--size", type=int, default=256, help="long edge of the result in px (default 256)")
-    p.add_argument("--steps", type=int, default=300, help="loss+gradient evaluations (default 300)")
+def _add_common(p: argparse.ArgumentParser, size: int | None = 256, steps: int | None = 300,
+                size_help: str = "long edge of the result in px (default 256)",
+                steps_help: str = "loss+gradient evaluations (default 300)") -> None:
+    """The options every command shares; a command whose size or steps default elsewhere passes None."""
+    p.add_argument("--size", type=int, default=size, help=size_help)
+    p.add_argument("--steps", type=int, default=steps, help=steps_help)
     p.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs")
     p.add_argument("--init", choices=["noise", "content", "style"], default="noise")
     p.add_argument("--pooling", choices=["max", "avg"], default="avg")
@@ -73,11 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto: bf16 features on CUDA, fp32 elsewhere; bf16 also pays on CPUs with AVX512-BF16/AMX")
     t.add_argument("--scales", default=None,
                    help="coarse-to-fine passes, e.g. 256,512: the steps split evenly, the result at the last size")
-    _add_common(t)
-    t.set_defaults(run=_transfer, size=None)
-    for action in t._actions:
-        if action.dest == "size":
-            action.help = "long edge of the result in px (default 256, or the last of --scales)"
+    _add_common(t, size=None, size_help="long edge of the result in px (default 256, or the last of --scales)")
+    t.set_defaults(run=_transfer)
     try:
         from .figures import add_cli
 

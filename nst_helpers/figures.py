@@ -707,7 +707,7 @@ def _cli(args: Any) -> int:
     return 0
 
 
-def add_cli(subparsers: Any, add_common: Callable[[Any], None]) -> None:
+def add_cli(subparsers: Any, add_common: Callable[..., None]) -> None:
     """Add ``figures`` to the command line (``cli.build_parser`` calls this)."""
     p = subparsers.add_parser(
         "figures", help="make the paper's figures (PNG + caption + stats.json)",
@@ -719,8 +719,6 @@ def add_cli(subparsers: Any, add_common: Callable[[Any], None]) -> None:
     p.add_argument("--out", default="figures", help="output folder (default figures/)")
     p.add_argument("--only", default=",".join(FIGURES), help=f"comma-separated subset of {','.join(FIGURES)}")
     p.add_argument("--preset", choices=list(PRESETS), default=None, help="default: gpu on CUDA, else cpu")
-    add_common(p)
-    for action in p._actions:  # the common options' help gives the transfer command's defaults
-        if action.dest in ("size", "steps"):
-            action.help = f"{'long edge in px' if action.dest == 'size' else 'evaluations per run'} (default: the preset's)"
-    p.set_defaults(size=None, steps=None, run=_cli)
+    add_common(p, size=None, steps=None, size_help="long edge in px (default: the preset's)",
+               steps_help="evaluations per run (default: the preset's)")
+    p.set_defaults(run=_cli)
