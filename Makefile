@@ -18,8 +18,14 @@ $(STAMP): pyproject.toml | $(PY)
 
 install: $(STAMP)
 
+# Jupyter refuses to start as root unless told; root is the usual user in Docker images and cloud
+# notebooks, so the flag is added there (and only there). LAB_ARGS passes more options, e.g.
+# make lab LAB_ARGS="--no-browser --ip=0.0.0.0" inside a container.
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+LAB_ARGS ?=
+
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab $(ALLOW_ROOT) $(LAB_ARGS) notebooks/
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
