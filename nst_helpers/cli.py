@@ -7,7 +7,6 @@ import sys
 from collections.abc import Sequence
 
 from .features import STYLE_LAYERS
-from .optimize import DEFAULT_BETA
 
 
 def _add_common(p: argparse.ArgumentParser, size: int | None = 256, steps: int | None = 300,
@@ -38,6 +37,7 @@ def _transfer(args: argparse.Namespace) -> int:
     result = transfer(
         content, style, alpha=args.alpha, beta=args.beta, content_layer=args.content_layer,
         style_layers=args.style_layers.split(","), scales=scales, steps=args.steps, optimizer=args.optimizer,
+        **({} if args.tv_weight is None else {"tv_weight": args.tv_weight}),
         init=args.init, pooling=args.pooling, weights=args.weights, normalize=args.normalize,
         device=args.device, seed=args.seed, precision=args.precision,
     )
@@ -47,7 +47,7 @@ def _transfer(args: argparse.Namespace) -> int:
     print(
         f"saved {path} ({result.image.shape[-1]}x{result.image.shape[-2]}) after {result.steps} steps "
         f"in {result.seconds:.1f} s ({result.seconds / max(result.steps, 1):.2f} s/step, {result.settings['device']}); "
-        f"loss {h['total'][i]:.4g} = content {h['content'][i]:.4g} + style {h['style'][i]:.4g}"
+        f"loss {h['total'][i]:.4g} = content {h['content'][i]:.4g} + style {h['style'][i]:.4g} + tv {h['tv'][i]:.4g}"
         + ("" if result.stopped == "done" else f"; stopped early: {result.stopped}")
     )
     return 0
@@ -68,8 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("style", help="image path, URL or sample name")
     t.add_argument("-o", "--output", required=True, help="where to save the result (PNG, JPEG)")
     t.add_argument("--alpha", type=float, default=1.0, help="content weight (eq. 7)")
-    t.add_argument("--beta", type=float, default=DEFAULT_BETA,
-                   help="style weight (eq. 7); alpha/beta = 1e-2 is balanced at 256 px, scale it by (256/size)^2")
+    t.add_argument("--beta", type=float, default=None,
+                   help="style weight (eq. 7); default: balanced for the size (nst_helpers.balance.default_beta)")
+    t.add_argument("--tv-weight", type=float, default=None,
+                   help="total-variation weight, against the grain the paper's loss cannot see (default: "
+                        "nst_helpers.optimize.DEFAULT_TV_WEIGHT; 0 is the paper's loss)")
     t.add_argument("--content-layer", default="relu4_2", help="the paper's conv4_2 (rectified)")
     t.add_argument("--style-layers", default=",".join(STYLE_LAYERS), help="comma-separated layer names")
     t.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",

@@ -36,7 +36,7 @@ engine's current start, Gaussian noise of std 0.05, 200 evaluations):
     1e-7  texture, content still there   (the paper's 1e-4)
     1e-8  texture, content barely        (the paper's 1e-5 column)
 
-so at 128 px ours = paper x 1e-3 (``RATIO_FACTOR``), as well as a look can
+so at 128 px ours = paper x 1e-3 (``balance.PAPER_FACTOR``), as well as a look can
 be matched by eye (a factor of about 3 either way).
 
 The image size matters. The two terms scale differently: with activations of
@@ -63,8 +63,8 @@ larger image had not converged (the total still fell 10-23 % over the last
 0.18 -> 0.085 from 150 to 300 evaluations, style 0.024 -> 0.022) and remove
 the pixel noise that photo-dominated runs keep.
 
-Hence ``paper_ratio(r, S) = r x RATIO_FACTOR x (REFERENCE_SIZE / S)^2``, with
-REFERENCE_SIZE = 128: at 512 px the paper's 1e-3 is our 6.3e-8. Not checked
+Hence ``balance.paper_ratio(r, S) = r x PAPER_FACTOR x (PAPER_REFERENCE_SIZE / S)^2``,
+with PAPER_REFERENCE_SIZE = 128: at 512 px the paper's 1e-3 is our 6.3e-8. Not checked
 here: sizes above 128 px (no GPU on the machine this was measured on); look
 at Fig. 3 at 512 px.
 
@@ -87,6 +87,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .balance import paper_ratio
 from .features import STYLE_LAYERS, VGG19Features, load_vgg19, paper_name, pick_device
 from .losses import style_layer_loss
 from .optimize import Result, _device_of, _style_targets, reconstruct_content, synthesize_texture, transfer
@@ -99,7 +100,6 @@ __all__ = [
     "psnr",
     "autocorrelation_length",
     "gram_losses",
-    "paper_ratio",
     "paper_name",
     "Preset",
     "PRESETS",
@@ -109,30 +109,6 @@ __all__ = [
     "make_figures",
     "add_cli",
 ]
-
-# ------------------------------------------------------------------ the alpha/beta mapping
-
-#: Image size (long edge, px) at which ``RATIO_FACTOR`` was measured.
-REFERENCE_SIZE = 128
-#: ours / paper's alpha/beta at ``REFERENCE_SIZE`` (measured: see the module docstring).
-RATIO_FACTOR = 1e-3
-
-
-def paper_ratio(ratio: float, size: int) -> float:
-    """Our alpha/beta for the paper's ``ratio`` at an image of ``size`` px (long edge).
-
-    ``ratio * RATIO_FACTOR * (REFERENCE_SIZE / size) ** 2``: the content term
-    (eq. 1) grows with the number of positions, the style term (eq. 4) does
-    not, so the ratio that gives the same picture falls as 1/size^2.
-
-    Note: differs from the paper, whose ratios (1e-5 .. 1e-2) do not give its
-    pictures with its printed equations (eqs. 1, 4, 5) and this network;
-    measured at 64-128 px, see the module docstring.
-    """
-    if not ratio > 0 or not size > 0:
-        raise ValueError(f"ratio and size must be positive, got ratio={ratio}, size={size}")
-    return ratio * RATIO_FACTOR * (REFERENCE_SIZE / size) ** 2
-
 
 def _ratio_text(ratio: float) -> str:
     """``1e-05`` -> ``1e-5``, ``3e-06`` -> ``3e-6``: how the paper writes its ratios."""

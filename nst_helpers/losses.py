@@ -15,6 +15,16 @@ P^l the content image's, A^l the style image's Gram matrix.
 * eq. 5 [2016: 5]  L_style = sum_l w_l E_l
 * eq. 7 [2016: 7]  L_total = alpha L_content + beta L_style
 
+Not in the paper (``total_variation``, used by ``transfer`` by default, off
+with ``tv_weight=0``):
+
+* L_tv = sum_c sum_ij (x_{c,i+1,j} - x_{c,ij})^2 + (x_{c,i,j+1} - x_{c,ij})^2,
+  the squared differences of neighbouring pixels of the image x in [0, 1].
+  The paper's loss sees the image only through VGG responses, and a pixel
+  checker at the sampling limit barely changes them (see notebook 04): L_tv
+  is the term that sees it. Mahendran & Vedaldi (2015) and Johnson et al.
+  (2016) use the same regulariser (with exponent 1 or 2).
+
 All functions take batches ``(B, C, H, W)`` and return the loss summed over the
 batch, so that each image's gradient is the gradient of its own loss: a batch
 is a set of independent problems.
@@ -52,6 +62,7 @@ __all__ = [
     "style_layer_loss",
     "style_loss",
     "total_loss",
+    "total_variation",
 ]
 
 Reduction = Literal["sum", "none"]
@@ -201,6 +212,23 @@ def total_loss(content: Tensor, style: Tensor, alpha: float, beta: float) -> Ten
     """``alpha L_content + beta L_style`` (eq. 7); only the ratio alpha/beta matters."""
     check_weights([alpha, beta], "alpha and beta")
     return alpha * content + beta * style
+
+
+def total_variation(image: Tensor, reduction: Reduction = "sum") -> Tensor:
+    """Squared differences of neighbouring pixels, ``L_tv`` (not in the paper; see the module docstring).
+
+    ``sum_c sum_ij (x[c, i+1, j] - x[c, i, j])^2 + (x[c, i, j+1] - x[c, i, j])^2``.
+    Its gradient at a pixel is ``2 (4 x_ij - sum of its 4 neighbours)`` inside
+    the image (a discrete Laplacian), so it pulls each pixel towards its
+    neighbours' mean: it damps pixel-level checkers far more than strokes.
+
+    Args:
+        image: (B, C, H, W) pixels.
+        reduction: ``"sum"`` over the batch, or ``"none"`` for one value per image.
+    """
+    down = (image[:, :, 1:, :] - image[:, :, :-1, :]).pow(2).flatten(1).sum(1)  # (B,)
+    right = (image[:, :, :, 1:] - image[:, :, :, :-1]).pow(2).flatten(1).sum(1)  # (B,)
+    return _reduce(down + right, reduction)
 
 
 def check_weights(values, what: str) -> None:

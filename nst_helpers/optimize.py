@@ -42,6 +42,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .balance import default_beta
 from .features import STYLE_LAYERS, VGG19Features, check_layers, load_vgg19, pick_device
 from .images import resize
 from .losses import (
@@ -52,6 +53,7 @@ from .losses import (
     style_layer_loss,
     style_loss,
     total_loss,
+    total_variation,
 )
 
 __all__ = [
@@ -66,8 +68,11 @@ __all__ = [
 ]
 
 
-#: Default style weight with alpha = 1: alpha/beta = 1e-2 is balanced at 256 px (measured, notebook 04).
-DEFAULT_BETA = 1e2
+#: The parts of the loss recorded in ``Result.history`` besides the total.
+_PARTS = ("content", "style", "tv")
+
+#: Default weight of the total-variation term per unit of alpha (not in the paper; 0 gives the paper's eq. 7).
+DEFAULT_TV_WEIGHT = 0.0
 
 
 @dataclass(frozen=True)
@@ -151,8 +156,8 @@ class Result:
 
     Attributes:
         image: best image found, (B, 3, H, W) in [0, 1], on the CPU.
-        history: per evaluation, ``{"total": [...], "content": [...], "style": [...]}``
-            in the paper's units (alpha and beta applied to the parts).
+        history: per evaluation, ``{"total": [...], "content": [...], "style": [...], "tv": [...]}``
+            in the paper's units (alpha, beta and tv_weight applied to the parts).
         steps: evaluations done.
         seconds: wall time of the optimisation (targets and setup included).
         settings: everything needed to run it again.
@@ -194,8 +199,8 @@ def optimize_image(
     """Minimise ``objective`` over the pixels of an image, starting from ``init``.
 
     Args:
-        objective: image (B, 3, H, W) -> (total loss, {"content": ..., "style": ...}),
-            scalar tensors in the paper's units. Or, for a batch of independent
+        objective: image (B, 3, H, W) -> (total loss, {"content": ..., "style": ..., "tv": ...}),
+            scalar tensors in the paper's units (weights applied); a missing part is recorded as 0. Or, for a batch of independent
             problems, tensors of shape (B,), one loss per image (Adam only).
         init: the starting image, (B, 3, H, W).
         options: optimiser, steps, callback, progress bar.
@@ -222,7 +227,7 @@ def optimize_image(
     best_loss = torch.tensor(math.inf, device=x.device)  # () or (B,) for per-image losses
     best_image = x.detach().clone()
     best_step = torch.tensor(0, device=x.device)
-    records: list[Tensor] = []  # (3,) or (3, B) per evaluation: total, content, style; synced once at the end
+    records: list[Tensor] = []  # (4,) or (4, B) per evaluation: total, content, style, tv; synced once at the end
     state: dict[str, Any] = {"evals": 0, "scale": None, "first": None}
     lbfgs = options.optimizer == "lbfgs"
     if lbfgs:
@@ -261,7 +266,8 @@ def optimize_image(
         scaled.backward()
         state["evals"] += 1
         detached = total.detach()
-        records.append(torch.stack([detached, parts["content"].detach(), parts["style"].detach()]))
+        records.append(torch.stack([detached, *(parts[k].detach() if k in parts else torch.zeros_like(detached)
+                                                for k in _PARTS)]))
         improved = detached < best_loss  # no sync: False for NaN
         best_loss = torch.where(improved, detached, best_loss)
         best_image = torch.where(improved.reshape(-1, 1, 1, 1), x.detach(), best_image)
@@ -302,13 +308,11 @@ def optimize_image(
     if records and records[0].dim() == 2:
         return _split_batch(records, best_image, best_step, init, options, settings, state["evals"],
                             time.perf_counter() - start, stopped)
-    history = {"total": [], "content": [], "style": []}
+    history: dict[str, list[float]] = {"total": [], **{k: [] for k in _PARTS}}
     if records:
-        table = torch.stack(records).float().cpu().tolist()
-        for total_, content_, style_ in table:
-            history["total"].append(total_)
-            history["content"].append(content_)
-            history["style"].append(style_)
+        for row in torch.stack(records).float().cpu().tolist():
+            for key, value in zip(history, row):
+                history[key].append(value)
     if not int(best_step):
         best_image = init.detach()
     return Result(
@@ -392,16 +396,16 @@ def _keep_cpu_memory(active: bool = True):
 def _split_batch(records: list[Tensor], best_image: Tensor, best_step: Tensor, init: Tensor, options: Options,
                  settings: Any, evals: int, seconds: float, stopped: str) -> list[Result]:
     """One ``Result`` per image of a batched run (per-image losses)."""
-    table = torch.stack(records).float().cpu()  # (T, 3, B)
+    table = torch.stack(records).float().cpu()  # (T, 4, B)
     steps = best_step.cpu().tolist()
     results = []
     for b in range(table.shape[-1]):
         image = best_image[b:b + 1] if steps[b] else init[b:b + 1].detach()
-        total, content, style = table[:, :, b].T.tolist()
+        rows = table[:, :, b].T.tolist()  # total, content, style, tv
         sample_settings = settings[b] if isinstance(settings, list) else (settings or options.summary())
         results.append(Result(
             image=image.detach().clamp(0, 1).float().cpu(),
-            history={"total": total, "content": content, "style": style},
+            history=dict(zip(("total", *_PARTS), rows)),
             steps=evals, seconds=seconds, settings=sample_settings, stopped=stopped, best_step=steps[b],
         ))
     return results
@@ -456,9 +460,9 @@ def _shapes(layers: Sequence[str], hw: tuple[int, int]) -> dict[str, int]:
 
 def _make_objective(vgg: VGG19Features, content_targets: dict[str, Tensor], style_targets: dict[str, Tensor],
                     alpha: float | Tensor, beta: float | Tensor, layer_weights: Mapping[str, float | Tensor] | None,
-                    precision: str, channels_last: bool = False,
-                    per_image: bool = False) -> Callable[[Tensor], tuple[Tensor, dict[str, Tensor]]]:
-    """The loss of eq. 7 as a function of the image.
+                    precision: str, channels_last: bool = False, per_image: bool = False,
+                    tv_weight: float = 0.0) -> Callable[[Tensor], tuple[Tensor, dict[str, Tensor]]]:
+    """The loss of eq. 7, plus ``alpha * tv_weight * total_variation``, as a function of the image.
 
     With ``per_image``, the losses come back per image, shape (B,), and alpha,
     beta and the layer weights may be (B,) tensors: a batch of independent
@@ -469,6 +473,8 @@ def _make_objective(vgg: VGG19Features, content_targets: dict[str, Tensor], styl
     zero = torch.zeros((), device=device)
 
     def objective(image: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        reduction = "none" if per_image else "sum"
+        tv = alpha * tv_weight * total_variation(image, reduction) if tv_weight else torch.zeros_like(zero)
         if channels_last:  # NHWC: what cuDNN's tensor-core kernels want; the gradient comes back NCHW
             image = image.contiguous(memory_format=torch.channels_last)
         with _autocast(device, precision):
@@ -480,10 +486,12 @@ def _make_objective(vgg: VGG19Features, content_targets: dict[str, Tensor], styl
                           start)
             style = sum((weights[k] * style_layer_loss(feats[k], a, reduction="none") for k, a in style_targets.items()),
                         start)
-            return alpha * content + beta * style, {"content": alpha * content, "style": beta * style}
+            tv = tv.expand_as(content)
+            return alpha * content + beta * style + tv, {"content": alpha * content, "style": beta * style, "tv": tv}
         content = sum((content_loss(feats[k].float(), p) for k, p in content_targets.items()), zero)
         style = style_loss(feats, style_targets, layer_weights) if style_targets else zero
-        return total_loss(content, style, alpha, beta), {"content": alpha * content, "style": beta * style}
+        total = total_loss(content, style, alpha, beta) + tv
+        return total, {"content": alpha * content, "style": beta * style, "tv": tv}
 
     return objective
 
@@ -525,8 +533,9 @@ def _check_weighting(alpha: float, beta: float, style_layers: Sequence[str],
 def _run(content: Tensor | None, style: Tensor | None, content_layers: Sequence[str],
          style_layers: Sequence[str], alpha: float, beta: float,
          layer_weights: Mapping[str, float] | None, out_shape: Sequence[int],
-         options: Options, task: str, extra: dict[str, Any]) -> Result:
+         options: Options, task: str, extra: dict[str, Any], tv_weight: float = 0.0) -> Result:
     _check_weighting(alpha, beta, style_layers, layer_weights)
+    check_weights([tv_weight], "tv_weight")
     check_layers(content_layers)
     start = time.perf_counter()
     vgg = options.network()
@@ -540,7 +549,7 @@ def _run(content: Tensor | None, style: Tensor | None, content_layers: Sequence[
         _style_targets(vgg, style, style_layers, hw, options.precision) if style is not None and style_layers else {}
     )
     objective = _make_objective(vgg, content_targets, style_targets, alpha, beta, layer_weights, options.precision,
-                                channels_last)
+                                channels_last, tv_weight=tv_weight)
     x0 = _initial_image(options.init, out_shape, options, content, style).to(device)
     settings = {"task": task, **extra, **options.summary(), "size": list(hw)}
     result = optimize_image(objective, x0, options, settings, description=task)
@@ -606,12 +615,13 @@ def transfer(
     content_image: Tensor,
     style_image: Tensor,
     alpha: float = 1.0,
-    beta: float = DEFAULT_BETA,
+    beta: float | None = None,
     content_layer: str = "relu4_2",
     style_layers: Sequence[str] = STYLE_LAYERS,
     layer_weights: Mapping[str, float] | None = None,
     scales: Sequence[int] | None = None,
     scale_steps: Sequence[int] | None = None,
+    tv_weight: float = DEFAULT_TV_WEIGHT,
     **options: Any,
 ) -> Result:
     """Render ``content_image`` in the style of ``style_image`` (eq. 7, Fig. 2).
@@ -624,6 +634,7 @@ def transfer(
         content_image: the photo, (1, 3, H, W) in [0, 1].
         style_image: the painting, (1, 3, H', W') in [0, 1].
         alpha, beta: weights of content and style (eq. 7); only alpha/beta matters.
+            ``beta=None``: balanced for the result's size, ``balance.default_beta``.
         content_layer: the paper's "conv4_2" is our ``relu4_2`` (rectified).
         style_layers: the paper's "conv1_1 .. conv5_1" are ``relu1_1 .. relu5_1``.
         layer_weights: ``{layer: w_l}``; default ``1/len(style_layers)``.
@@ -637,25 +648,36 @@ def transfer(
             remainder to the last pass). A pass at half the size costs about a
             quarter, so (256, 512) with the default split takes ~5/8 of the
             time of ``steps`` evaluations at 512 px.
+        tv_weight: weight of ``losses.total_variation`` per unit of alpha: the
+            loss is ``alpha (L_content + tv_weight L_tv) + beta L_style``, so,
+            as in eq. 7, scaling alpha and beta together changes nothing, and
+            the weight holds at every size (L_tv and L_content both sum over
+            positions). ``0`` gives the paper's eq. 7.
         **options: see ``Options`` (``init="content"`` starts from the photo).
 
     Note:
-        The right alpha/beta depends on the network's scale and the image size;
-        see notebook 04 and ``figures`` for the mapping to the paper's ratios.
+        Differs from the paper by default: a small total-variation term
+        (``DEFAULT_TV_WEIGHT``) removes the pixel-level grain the paper's loss
+        does not see (notebook 04, ``benchmarks/RESULTS.md``); ``tv_weight=0``
+        is the paper's loss. The right alpha/beta depends on the network's
+        scale and the image size: ``balance``.
     """
     o = Options.from_kwargs(options)
     content_image = _as_batch(content_image, "content_image")
     style_image = _as_batch(style_image, "style_image")
+    if beta is None:
+        beta = default_beta(scales[-1] if scales else max(content_image.shape[-2:]), alpha)
     if scales is not None:
         return _coarse_to_fine(
             content_image, style_image, scales, scale_steps, o,
             lambda c, s, opts, positions: transfer(c, s, alpha, beta * positions, content_layer, style_layers,
-                                                   layer_weights, **{f.name: getattr(opts, f.name) for f in fields(opts)}),
+                                                   layer_weights, tv_weight=tv_weight,
+                                                   **{f.name: getattr(opts, f.name) for f in fields(opts)}),
         )
     return _run(content_image, style_image, [content_layer], list(style_layers), alpha, beta,
                 layer_weights, content_image.shape, o, "transfer",
-                {"alpha": alpha, "beta": beta, "content_layer": content_layer,
-                 "style_layers": list(style_layers), "layer_weights": layer_weights})
+                {"alpha": alpha, "beta": beta, "content_layer": content_layer, "tv_weight": tv_weight,
+                 "style_layers": list(style_layers), "layer_weights": layer_weights}, tv_weight)
 
 
 # ------------------------------------------------------------------ coarse-to-fine
@@ -690,7 +712,7 @@ def _coarse_to_fine(content: Tensor, style: Tensor, scales: Sequence[int], scale
         raise ValueError(f"scale_steps needs one positive count per scale {scales}; got {scale_steps}")
     start = time.perf_counter()
     long_edge = max(content.shape[-2:])
-    history: dict[str, list[float]] = {"total": [], "content": [], "style": []}
+    history: dict[str, list[float]] = {"total": [], **{k: [] for k in _PARTS}}
     done: list[int] = []
     result: Result | None = None
     final_hw = _scale_shape(content, scales[-1] / long_edge)
@@ -784,7 +806,7 @@ def _transfer_chunk(content: Tensor, style: Tensor, runs: list[dict[str, Any]], 
     shared = {**options.summary(), "size": list(content.shape[-2:]), "batched": len(runs)}
     for run in runs:
         run.setdefault("alpha", 1.0)
-        run.setdefault("beta", DEFAULT_BETA)
+        run.setdefault("beta", default_beta(max(content.shape[-2:]), run["alpha"]))
         run["style_layers"] = list(run.get("style_layers", STYLE_LAYERS))
         _check_weighting(run["alpha"], run["beta"], run["style_layers"], run.get("layer_weights"))
         settings.append({"task": "transfer", "alpha": run["alpha"], "beta": run["beta"], "content_layer": content_layer,

@@ -42,11 +42,12 @@ import ipywidgets as w
 import torch
 from torch import Tensor
 
+from .balance import balanced_ratio
 from .features import LAYER_NAMES, STYLE_LAYERS, min_size, paper_name, pick_device
 from .images import SAMPLES, load_image, save_image, to_pil
 from .optimize import Progress, Result, transfer
 
-__all__ = ["LabRun", "LabSettings", "Preset", "StyleLab", "balanced_ratio", "lab_preset"]
+__all__ = ["LabRun", "LabSettings", "Preset", "StyleLab", "lab_preset"]
 
 
 @dataclass(frozen=True)
@@ -59,19 +60,8 @@ class Preset:
 
     @property
     def ratio(self) -> float:
-        """A balanced alpha/beta at this size (see ``balanced_ratio``)."""
+        """A balanced alpha/beta at this size (``balance.balanced_ratio``)."""
         return balanced_ratio(self.size)
-
-
-def balanced_ratio(size: int) -> float:
-    """An alpha/beta that balances content and style at ``size`` px (raw Caffe VGG-19, avg pooling).
-
-    Measured: 1e-2 at 256 px, and about 3e-2 to 4e-2 at 128 px (100 L-BFGS steps,
-    Tübingen and Starry Night). The content loss (eq. 1) sums over positions while
-    the style loss (eq. 4) is normalised by them, so the balance point moves as
-    1 / pixel count. Rounded to the slider's grid of 0.1 decade.
-    """
-    return 10 ** round(math.log10(1e-2 * (256 / size) ** 2), 1)
 
 
 def lab_preset(device: str | torch.device | None = None, smoke: bool | None = None) -> Preset:
@@ -97,7 +87,7 @@ class LabSettings:
 
     content: str = "tubingen"  # a sample name or "upload:NAME"
     style: str = "starry_night"
-    ratio: float = 1e-2  # alpha/beta; balanced at 256 px with the raw Caffe net (measured; see balanced_ratio)
+    ratio: float = balanced_ratio(256)  # alpha/beta balanced at 256 px (measured; nst_helpers.balance)
     content_layer: str = "relu4_2"  # the paper's conv4_2 (rectified)
     style_layers: tuple[str, ...] = STYLE_LAYERS  # the paper's conv1_1 .. conv5_1
     layer_weights: tuple[float, ...] = (1.0,) * 5  # relative w_l, one per style layer; normalised to sum 1

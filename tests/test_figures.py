@@ -14,12 +14,12 @@ import pytest
 import torch
 
 from nst_helpers import figures
+from nst_helpers.balance import paper_ratio
 from nst_helpers.features import STYLE_LAYERS
 from nst_helpers.figures import (
     autocorrelation_length,
     content_reconstructions,
     gram_losses,
-    paper_ratio,
     psnr,
     ratio_grid,
     style_reconstructions,
@@ -64,15 +64,6 @@ def test_autocorrelation_length_grows_with_blob_size():
     fine = torch.nn.functional.interpolate(noise, size=(64, 64), mode="bilinear")
     coarse = torch.nn.functional.interpolate(noise[..., :8, :8], size=(64, 64), mode="bilinear")
     assert autocorrelation_length(coarse) > autocorrelation_length(fine) > 0
-
-
-def test_paper_ratio_scales_with_the_number_of_positions():
-    r = paper_ratio(1e-3, figures.REFERENCE_SIZE)
-    assert r == pytest.approx(1e-3 * figures.RATIO_FACTOR)
-    assert paper_ratio(1e-3, 2 * figures.REFERENCE_SIZE) == pytest.approx(r / 4)  # 4x the positions
-    assert paper_ratio(1e-2, figures.REFERENCE_SIZE) == pytest.approx(10 * r)
-    with pytest.raises(ValueError, match="positive"):
-        paper_ratio(0.0, 128)
 
 
 def test_gram_losses_vanish_for_the_style_image_itself(vgg, smooth_image):

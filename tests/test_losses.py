@@ -215,3 +215,31 @@ def test_style_image_twice_the_size_gives_the_same_loss_scale(caffe_vgg):
     ratio = (raw["relu1_1"].norm() / same["relu1_1"].norm()).item()
     assert 3.8 < ratio < 4.2
     assert style_loss(feats, raw).item() > 3 * style_loss(feats, same).item()
+
+
+def test_total_variation_of_known_images():
+    from nst_helpers.losses import total_variation
+
+    h, w, a = 5, 7, 0.1
+    ramp = (a * torch.arange(w, dtype=torch.float64)).expand(1, 3, h, w)  # steps of a along x only
+    assert float(total_variation(ramp)) == pytest.approx(3 * h * (w - 1) * a**2)
+    i, j = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    checker = ((-1.0) ** (i + j)).double().expand(2, 3, h, w)  # every neighbour differs by 2
+    per_image = 3 * ((h - 1) * w + h * (w - 1)) * 4
+    torch.testing.assert_close(total_variation(checker, "none"), torch.full((2,), float(per_image), dtype=torch.float64))
+    assert float(total_variation(checker)) == pytest.approx(2 * per_image)
+    assert float(total_variation(torch.full((1, 3, h, w), 0.3))) == 0
+
+
+def test_total_variation_gradient_is_the_graph_laplacian():
+    from nst_helpers.losses import total_variation
+
+    x = torch.rand(2, 3, 6, 5, dtype=torch.float64, requires_grad=True)
+    total_variation(x).backward()
+    # Closed form: d/dx_p = 2 sum over p's neighbours q of (x_p - x_q) (4 neighbours inside, fewer at the border).
+    padded = F_.pad(x.detach(), (1, 1, 1, 1), mode="replicate")  # a missing neighbour equals x_p: adds nothing
+    centre = padded[:, :, 1:-1, 1:-1]
+    expected = 2 * sum(centre - padded[:, :, 1 + dy:padded.shape[2] - 1 + dy, 1 + dx:padded.shape[3] - 1 + dx]
+                       for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)))
+    torch.testing.assert_close(x.grad, expected)
+    assert torch.autograd.gradcheck(lambda t: total_variation(t, "none"), (x.detach().requires_grad_(),))

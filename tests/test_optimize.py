@@ -37,8 +37,8 @@ def test_transfer_reduces_its_loss_and_records_parts(smooth_image, quick):
     result = transfer(smooth_image, style, alpha=1, beta=1e3, steps=12, **quick)
     h = result.history
     assert len(h["total"]) == 12 and h["total"][-1] < h["total"][0]
-    for t, c, s in zip(h["total"], h["content"], h["style"]):
-        assert t == pytest.approx(c + s, rel=1e-5)
+    for t, c, s, tv in zip(h["total"], h["content"], h["style"], h["tv"]):
+        assert t == pytest.approx(c + s + tv, rel=1e-5)
     assert result.settings["alpha"] == 1 and result.settings["beta"] == 1e3
     assert result.settings["content_layer"] == "relu4_2"
 

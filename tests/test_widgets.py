@@ -16,7 +16,8 @@ from PIL import Image
 
 from nst_helpers import STYLE_LAYERS
 from nst_helpers import widgets as lab_module
-from nst_helpers.widgets import LabSettings, StyleLab, balanced_ratio, lab_preset
+from nst_helpers.balance import balanced_ratio
+from nst_helpers.widgets import LabSettings, StyleLab, lab_preset
 
 
 def _png_bytes(width: int, height: int) -> bytes:
@@ -52,12 +53,6 @@ def test_presets_follow_the_device():
     assert lab_preset("cpu", smoke=False) == lab_module.Preset(128, 100, "cpu")
     assert lab_preset("cuda", smoke=False).size == 512  # the paper's size
     assert lab_preset("cuda", smoke=True) == lab_module.Preset(32, 3, "smoke")
-
-
-def test_balanced_ratio_moves_with_the_pixel_count():
-    assert balanced_ratio(256) == pytest.approx(1e-2)  # measured at 256 px
-    assert balanced_ratio(128) == pytest.approx(10**-1.4)  # x4: a quarter of the positions (3e-2 looked right)
-    assert balanced_ratio(512) == pytest.approx(10**-2.6)
 
 
 def test_settings_become_transfer_arguments():

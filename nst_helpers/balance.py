@@ -1,0 +1,90 @@
+r"""The alpha/beta balance of eq. 7, in one place.
+
+Eq. 7 weighs content against style, ``alpha L_content + beta L_style``, and
+only the ratio alpha/beta matters. Which ratio gives a balanced picture is not
+a constant of the method:
+
+* **It moves with the image size.** Eq. 1 sums the squared errors of the N M
+  responses at relu4_2, so it grows with the number of positions M, while
+  eq. 4 divides by N^2 M^2 and the Gram (eq. 3) sums over M, so a style term
+  is per position. The same picture at S px instead of S_0 px needs the ratio
+  times ``(S_0 / S)^2`` (``ratio_at``; checked by tiling in ``figures``).
+* **It depends on the loss's conventions and the network's scale.** Other
+  codes divide the Gram by M or N M and use mean squared errors
+  (``losses``: the conversions), and the raw Caffe VGG-19 has responses
+  hundreds of times larger at conv5_1 than at conv1_1, where the paper's
+  network was rescaled to a mean activation of one per filter. The paper's
+  printed ratios (1e-5 .. 1e-2) hold for its own conventions only.
+
+Two measured anchors, each a ratio at a reference size, and that one rule:
+
+* ``balanced_ratio(size)``: the package's default network (raw Caffe
+  VGG-19, average pooling, eqs. 1-7 as printed, plus the default
+  total-variation term). ``BALANCED_RATIO`` at ``REFERENCE_SIZE`` = 256 px was
+  chosen from a grid of ratios x sizes x three paintings, looked at, and from
+  the content and style terms' shares of the loss at the end
+  (``benchmarks/balance.py``, ``benchmarks/RESULTS.md``).
+* ``paper_ratio(r, size)``: the paper's ratio r (Fig. 2, 3) for the
+  *normalised* network ``make figures`` uses: ``r x PAPER_FACTOR`` at
+  ``PAPER_REFERENCE_SIZE`` = 128 px, measured by matching the paper's
+  pictures by eye (``figures``' module docstring).
+
+The total-variation weight needs no such rule: L_tv sums over pixels, as
+L_content sums over positions, so with alpha fixed its weight holds at every
+size.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "REFERENCE_SIZE",
+    "BALANCED_RATIO",
+    "PAPER_REFERENCE_SIZE",
+    "PAPER_FACTOR",
+    "ratio_at",
+    "balanced_ratio",
+    "default_beta",
+    "paper_ratio",
+]
+
+#: Long edge (px) at which ``BALANCED_RATIO`` was chosen.
+REFERENCE_SIZE = 256
+#: alpha/beta for a balanced picture at ``REFERENCE_SIZE`` with the default network and loss (measured).
+BALANCED_RATIO = 1e-2
+#: Long edge (px) at which ``PAPER_FACTOR`` was measured (``figures``).
+PAPER_REFERENCE_SIZE = 128
+#: Our alpha/beta over the paper's for the same picture, normalised network, at ``PAPER_REFERENCE_SIZE``.
+PAPER_FACTOR = 1e-3
+
+
+def ratio_at(ratio: float, size: float, reference_size: float = REFERENCE_SIZE) -> float:
+    """The alpha/beta at ``size`` px that balances like ``ratio`` at ``reference_size`` px.
+
+    ``ratio * (reference_size / size) ** 2``: eq. 1 grows with the number of
+    positions and eq. 4 does not, so twice the size needs a quarter of the ratio.
+    """
+    if not ratio > 0 or not size > 0 or not reference_size > 0:
+        raise ValueError(f"ratio and sizes must be positive, got ratio={ratio}, size={size}, "
+                         f"reference_size={reference_size}")
+    return ratio * (reference_size / size) ** 2
+
+
+def balanced_ratio(size: float) -> float:
+    """A balanced alpha/beta for an image of ``size`` px (long edge) with the default network and loss."""
+    return ratio_at(BALANCED_RATIO, size)
+
+
+def default_beta(size: float, alpha: float = 1.0) -> float:
+    """The style weight that, with ``alpha``, gives ``balanced_ratio(size)``: ``transfer``'s default beta."""
+    return alpha / balanced_ratio(size)
+
+
+def paper_ratio(ratio: float, size: float) -> float:
+    """Our alpha/beta (normalised network) for the paper's ``ratio`` at ``size`` px.
+
+    Note: differs from the paper, whose ratios do not give its pictures with
+    its printed equations and this network: see the module docstring.
+    """
+    if not ratio > 0:
+        raise ValueError(f"ratio must be positive, got {ratio}")
+    return ratio_at(ratio * PAPER_FACTOR, size, PAPER_REFERENCE_SIZE)

@@ -1,0 +1,49 @@
+"""Tests for nst_helpers.balance: the one alpha/beta rule, its anchors, and that nothing else restates it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from nst_helpers import balance
+from nst_helpers.balance import balanced_ratio, default_beta, paper_ratio, ratio_at
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_ratio_falls_with_the_number_of_positions():
+    assert ratio_at(1e-2, 256) == pytest.approx(1e-2)
+    assert ratio_at(1e-2, 512) == pytest.approx(1e-2 / 4)  # 4x the positions
+    assert ratio_at(1e-2, 128) == pytest.approx(4e-2)
+    assert ratio_at(3e-3, 100, reference_size=50) == pytest.approx(3e-3 / 4)
+    for bad in ((0.0, 128), (1e-2, 0), (-1e-2, 128)):
+        with pytest.raises(ValueError, match="positive"):
+            ratio_at(*bad)
+
+
+def test_balanced_ratio_and_default_beta_are_the_measured_anchor():
+    assert balanced_ratio(balance.REFERENCE_SIZE) == pytest.approx(balance.BALANCED_RATIO)
+    assert balanced_ratio(2 * balance.REFERENCE_SIZE) == pytest.approx(balance.BALANCED_RATIO / 4)
+    assert default_beta(256) == pytest.approx(1 / balanced_ratio(256))
+    assert 3.0 / default_beta(128, alpha=3.0) == pytest.approx(balanced_ratio(128))  # alpha/beta, whatever alpha
+
+
+def test_paper_ratio_maps_the_papers_ratios_for_the_normalised_network():
+    r = paper_ratio(1e-3, balance.PAPER_REFERENCE_SIZE)
+    assert r == pytest.approx(1e-3 * balance.PAPER_FACTOR)
+    assert paper_ratio(1e-3, 2 * balance.PAPER_REFERENCE_SIZE) == pytest.approx(r / 4)
+    assert paper_ratio(1e-2, balance.PAPER_REFERENCE_SIZE) == pytest.approx(10 * r)
+    with pytest.raises(ValueError, match="positive"):
+        paper_ratio(0.0, 128)
+
+
+def test_the_rule_is_written_once():
+    """No module, notebook or the CLI scales a ratio by a size squared itself: they call ``balance``."""
+    rule = re.compile(r"\(\s*\w+\s*/\s*\w+\s*\)\s*\*\*\s*2")  # e.g. (256 / size) ** 2
+    sources = [p for p in (ROOT / "nst_helpers").glob("*.py") if p.name != "balance.py"]
+    sources += sorted((ROOT / "notebooks").glob("*.ipynb"))
+    offenders = [f"{p.name}: {m.group(0)}" for p in sources for m in rule.finditer(p.read_text())]
+    assert not offenders, f"the alpha/beta rule restated outside nst_helpers/balance.py: {offenders}"
+    assert rule.search((ROOT / "nst_helpers" / "balance.py").read_text())
