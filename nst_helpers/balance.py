@@ -29,9 +29,13 @@ Two measured anchors, each a ratio at a reference size, and that one rule:
   ``PAPER_REFERENCE_SIZE`` = 128 px, measured by matching the paper's
   pictures by eye (``figures``' module docstring).
 
-The total-variation weight needs no such rule: L_tv sums over pixels, as
-L_content sums over positions, so with alpha fixed its weight holds at every
-size.
+The total-variation term (``losses.total_variation``, not in the paper) has
+its own balance, against the content term: its weight is per unit of alpha,
+``alpha (L_content + tv_weight L_tv) + beta L_style``. L_tv sums over pixels
+as L_content sums over positions, so one weight holds at every size; but the
+content term scales with the square of the network's responses, so the
+normalised network needs a weight smaller by the ratio of the two networks'
+content losses (``NORMALISED_TV_WEIGHT``).
 """
 
 from __future__ import annotations
@@ -41,6 +45,9 @@ __all__ = [
     "BALANCED_RATIO",
     "PAPER_REFERENCE_SIZE",
     "PAPER_FACTOR",
+    "DEFAULT_TV_WEIGHT",
+    "NORMALISED_TV_WEIGHT",
+    "default_tv_weight",
     "ratio_at",
     "balanced_ratio",
     "default_beta",
@@ -55,6 +62,19 @@ BALANCED_RATIO = 1e-2
 PAPER_REFERENCE_SIZE = 128
 #: Our alpha/beta over the paper's for the same picture, normalised network, at ``PAPER_REFERENCE_SIZE``.
 PAPER_FACTOR = 1e-3
+
+
+#: tv_weight for the raw network: grain 0.58 at 3e4, 0.30 at 1e5, 256 px (``benchmarks/RESULTS.md``).
+DEFAULT_TV_WEIGHT = 5e4
+#: The raw network's relu4_2 content loss over the normalised one's (Tübingen against a transfer, 144 px).
+_CONTENT_SCALE = 6.2e4
+#: The same smoothing for the normalised network (``make figures``): its content term is that much smaller.
+NORMALISED_TV_WEIGHT = DEFAULT_TV_WEIGHT / _CONTENT_SCALE
+
+
+def default_tv_weight(normalize: bool = False) -> float:
+    """The default ``tv_weight`` of ``transfer`` for the raw (or the normalised) network."""
+    return NORMALISED_TV_WEIGHT if normalize else DEFAULT_TV_WEIGHT
 
 
 def ratio_at(ratio: float, size: float, reference_size: float = REFERENCE_SIZE) -> float:

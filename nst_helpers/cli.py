@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="style weight (eq. 7); default: balanced for the size (nst_helpers.balance.default_beta)")
     t.add_argument("--tv-weight", type=float, default=None,
                    help="total-variation weight, against the grain the paper's loss cannot see (default: "
-                        "nst_helpers.optimize.DEFAULT_TV_WEIGHT; 0 is the paper's loss)")
+                        "nst_helpers.balance.default_tv_weight; 0 is the paper's loss)")
     t.add_argument("--content-layer", default="relu4_2", help="the paper's conv4_2 (rectified)")
     t.add_argument("--style-layers", default=",".join(STYLE_LAYERS), help="comma-separated layer names")
     t.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",

@@ -19,6 +19,9 @@ claims:
 
 The network is the paper's: the Caffe VGG-19 normalised so that each filter's
 mean activation is one (``load_vgg19(normalize=True)``), with average pooling.
+The transfers add the small total-variation term (``balance.NORMALISED_TV_WEIGHT``,
+the package's default smoothing scaled to this network; not in the paper): the
+paper's loss alone leaves a pixel-level checker in flat regions (notebook 04).
 
 The alpha/beta question (measured; see ``paper_ratio``)
 ------------------------------------------------------
@@ -87,7 +90,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .balance import paper_ratio
+from .balance import NORMALISED_TV_WEIGHT, paper_ratio
 from .features import STYLE_LAYERS, VGG19Features, load_vgg19, paper_name, pick_device
 from .losses import style_layer_loss
 from .optimize import Result, _device_of, _style_targets, reconstruct_content, synthesize_texture, transfer
@@ -322,6 +325,11 @@ class _Context:
     init: str  # start of the transfers in Fig. 2, 3 and the layer figure
     tick: Callable[[int], None]  # advance the outer progress bar by n runs
 
+    @property
+    def transfer_options(self) -> dict[str, Any]:
+        """``options`` plus the smoothness term for this network (``balance.NORMALISED_TV_WEIGHT``)."""
+        return {**self.options, "tv_weight": NORMALISED_TV_WEIGHT}
+
     def image(self, name: str) -> Tensor:
         from .images import load_image
 
@@ -431,7 +439,7 @@ def figure2(ctx: _Context) -> FigureOutput:
             continue
         painting = load_image(path, ctx.size)
         ours = paper_ratio(ratio, ctx.size)
-        result = transfer(photo, painting, alpha=ours, beta=1.0, init=ctx.init, **ctx.options)
+        result = transfer(photo, painting, alpha=ours, beta=1.0, init=ctx.init, **ctx.transfer_options)
         ctx.tick(1)
         results[panel] = (painting, result, ratio, ours)
 
@@ -482,7 +490,7 @@ def figure3(ctx: _Context) -> FigureOutput:
     grid: dict[tuple[int, float], Result] = {}
     for depth in range(1, 6):  # row by row, so that the progress bar moves
         grid.update(ratio_grid(photo, painting, ratios=list(ours.values()), depths=[depth],
-                               init=ctx.init, **ctx.options))
+                               init=ctx.init, **ctx.transfer_options))
         ctx.tick(len(ours))
     rows: dict[str, dict[str, dict[str, float]]] = {}
     checks: dict[str, bool] = {}
@@ -525,7 +533,7 @@ def figure_layers(ctx: _Context) -> FigureOutput:
     ours = paper_ratio(ratio, ctx.size)
     layers = ("relu2_2", "relu4_2")
     results = {layer: transfer(photo, painting, alpha=ours, beta=1.0, content_layer=layer, init=ctx.init,
-                               **ctx.options) for layer in layers}
+                               **ctx.transfer_options) for layer in layers}
     ctx.tick(len(results))
     errors = {layer: psnr(r.image, photo) for layer, r in results.items()}
     stats = {
@@ -562,7 +570,7 @@ def figure_init(ctx: _Context) -> FigureOutput:
               "noise, seed 0": dict(init="noise", seed=0), "noise, seed 1": dict(init="noise", seed=1)}
     results = {}
     for label, start in starts.items():
-        options = {**ctx.options, **start}
+        options = {**ctx.transfer_options, **start}
         results[label] = transfer(photo, painting, alpha=ours, beta=1.0, **options)
         ctx.tick(1)
     stats = {
@@ -658,6 +666,7 @@ def make_figures(
             stats[name] = {**made.stats, "settings": {
                 **asdict(Preset(size, steps)), "device": str(_device_of(vgg)), "pooling": pooling,
                 "optimizer": optimizer, "init": init, "seed": seed, "normalized": True,
+                "tv_weight": NORMALISED_TV_WEIGHT,
                 "ratio_factor": paper_ratio(1.0, size), "seconds": round(time.perf_counter() - start, 1)}}
             stats_path.write_text(json.dumps(stats, indent=1, default=float) + "\n")
     finally:

@@ -42,7 +42,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .balance import default_beta
+from .balance import default_beta, default_tv_weight
 from .features import STYLE_LAYERS, VGG19Features, check_layers, load_vgg19, pick_device
 from .images import resize
 from .losses import (
@@ -71,8 +71,6 @@ __all__ = [
 #: The parts of the loss recorded in ``Result.history`` besides the total.
 _PARTS = ("content", "style", "tv")
 
-#: Default weight of the total-variation term per unit of alpha (not in the paper; 0 gives the paper's eq. 7).
-DEFAULT_TV_WEIGHT = 0.0
 
 
 @dataclass(frozen=True)
@@ -621,7 +619,7 @@ def transfer(
     layer_weights: Mapping[str, float] | None = None,
     scales: Sequence[int] | None = None,
     scale_steps: Sequence[int] | None = None,
-    tv_weight: float = DEFAULT_TV_WEIGHT,
+    tv_weight: float | None = None,
     **options: Any,
 ) -> Result:
     """Render ``content_image`` in the style of ``style_image`` (eq. 7, Fig. 2).
@@ -652,12 +650,14 @@ def transfer(
             loss is ``alpha (L_content + tv_weight L_tv) + beta L_style``, so,
             as in eq. 7, scaling alpha and beta together changes nothing, and
             the weight holds at every size (L_tv and L_content both sum over
-            positions). ``0`` gives the paper's eq. 7.
+            positions). ``0`` gives the paper's eq. 7; ``None``: the default for
+            the network, ``balance.default_tv_weight(normalize)`` (pass it
+            explicitly with a ready ``extractor`` that is normalised).
         **options: see ``Options`` (``init="content"`` starts from the photo).
 
     Note:
         Differs from the paper by default: a small total-variation term
-        (``DEFAULT_TV_WEIGHT``) removes the pixel-level grain the paper's loss
+        (``balance.DEFAULT_TV_WEIGHT``) removes the pixel-level grain the paper's loss
         does not see (notebook 04, ``benchmarks/RESULTS.md``); ``tv_weight=0``
         is the paper's loss. The right alpha/beta depends on the network's
         scale and the image size: ``balance``.
@@ -667,6 +667,8 @@ def transfer(
     style_image = _as_batch(style_image, "style_image")
     if beta is None:
         beta = default_beta(scales[-1] if scales else max(content_image.shape[-2:]), alpha)
+    if tv_weight is None:
+        tv_weight = default_tv_weight(o.normalize and o.extractor is None)
     if scales is not None:
         return _coarse_to_fine(
             content_image, style_image, scales, scale_steps, o,

@@ -42,7 +42,7 @@ import ipywidgets as w
 import torch
 from torch import Tensor
 
-from .balance import balanced_ratio
+from .balance import DEFAULT_TV_WEIGHT, balanced_ratio
 from .features import LAYER_NAMES, STYLE_LAYERS, min_size, paper_name, pick_device
 from .images import SAMPLES, load_image, save_image, to_pil
 from .optimize import Progress, Result, transfer
@@ -97,6 +97,7 @@ class LabSettings:
     size: int = 256
     steps: int = 300  # as optimize.Options
     seed: int = 0
+    tv_weight: float = DEFAULT_TV_WEIGHT  # smoothness term against grain (not in the paper; 0: the paper's loss)
 
     def transfer_kwargs(self) -> dict:
         """Keyword arguments for ``optimize.transfer``.
@@ -111,7 +112,7 @@ class LabSettings:
             "style_layers": list(self.style_layers),
             "layer_weights": {k: v / total for k, v in zip(self.style_layers, self.layer_weights)},
             "pooling": self.pooling, "init": self.init, "optimizer": self.optimizer,
-            "steps": self.steps, "seed": self.seed,
+            "steps": self.steps, "seed": self.seed, "tv_weight": self.tv_weight,
         }
 
     def describe(self) -> list[str]:
@@ -128,6 +129,7 @@ class LabSettings:
             f"style {layers}{weights}",
             f"{self.pooling} pool · {self.init} init · {'L-BFGS' if self.optimizer == 'lbfgs' else 'Adam'}",
             f"{self.size} px · {self.steps} steps · seed {self.seed}",
+            "the paper's loss (no TV)" if self.tv_weight == 0 else f"smoothness (TV) {self.tv_weight:.1e}",
         ]
 
 
@@ -300,6 +302,13 @@ class StyleLab:
         self.ratio = w.FloatLogSlider(value=self._ratio, base=10, min=-6, max=0, step=0.1, description="α/β",
                                       readout_format=".1e", style=_LABEL, layout=w.Layout(width="460px"),
                                       continuous_update=False)
+        self.tv_weight = w.FloatLogSlider(value=max(DEFAULT_TV_WEIGHT, 1.0), base=10, min=0, max=7, step=0.25,
+                                          description="smoothness", readout_format=".1e", style=_LABEL,
+                                          layout=w.Layout(width="400px"), continuous_update=False,
+                                          disabled=DEFAULT_TV_WEIGHT == 0)
+        self.tv_on = w.Checkbox(value=DEFAULT_TV_WEIGHT > 0, description="", indent=False,
+                                layout=w.Layout(width="30px"), tooltip="total variation on (off: the paper's loss)")
+        self.tv_on.observe(lambda change: setattr(self.tv_weight, "disabled", not change["new"]), "value")
         options = [(f"{k} = paper's {paper_name(k)}" if k.startswith("relu") else f"{k} (before its ReLU)", k)
                    for k in LAYER_NAMES if not k.startswith("pool")]
         self.content_layer = w.Dropdown(options=options, value="relu4_2", description="content layer",
@@ -352,6 +361,7 @@ class StyleLab:
         for control in (self.size, self.steps):
             control.observe(lambda _: self._update_estimate(), "value")
         self._controls = [self.content, self.style, self.content_upload, self.style_upload, self.ratio,
+                          self.tv_on, self.tv_weight,
                           self.content_layer, *self.layer_toggles.values(), *self.layer_weights.values(),
                           self.pooling, self.init, self.optimizer, self.size, self.steps, self.seed]
 
@@ -366,6 +376,8 @@ class StyleLab:
             w.HBox([_label(""), self.content_preview, self.style_preview]),
             heading("Balance (eq. 7)", "small α/β: more style; the balance moves as 1 / pixel count"),
             self.ratio,
+            heading("Smoothness", "total variation, against pixel grain; not in the paper: untick for its loss"),
+            w.HBox([self.tv_on, self.tv_weight]),
             heading("Layers", "weights relative, normalised to sum 1"),
             self.content_layer,
             w.HBox([_label("style layers"), *self.layer_toggles.values()]),
@@ -408,6 +420,7 @@ class StyleLab:
             layer_weights=tuple(float(self.layer_weights[k].value) for k in layers),
             pooling=self.pooling.value, init=self.init.value, optimizer=self.optimizer.value,
             size=int(self.size.value), steps=int(self.steps.value), seed=int(self.seed.value),
+            tv_weight=float(self.tv_weight.value) if self.tv_on.value else 0.0,
         )
 
     @staticmethod
@@ -482,6 +495,7 @@ class StyleLab:
     def _set_busy(self, busy: bool) -> None:
         for control in self._controls:
             control.disabled = busy
+        self.tv_weight.disabled = busy or not self.tv_on.value  # off: the paper's loss, the slider greyed
         self.run_button.disabled = busy
         self.stop_button.disabled = not busy
 

@@ -63,3 +63,14 @@ def test_errors_are_one_clear_line(tmp_path, capsys):
 def test_python_dash_m_runs(tmp_path):
     done = subprocess.run([sys.executable, "-m", "nst_helpers", "transfer", "--help"], capture_output=True, text=True)
     assert done.returncode == 0 and "--content-layer" in done.stdout
+
+
+def test_tv_weight_option_reaches_the_engine(tmp_path, capsys):
+    content, style = _images(tmp_path)
+    out = tmp_path / "paper.png"
+    assert main(["transfer", str(content), str(style), "-o", str(out), "--size", "32", "--steps", "2",
+                 "--device", "cpu", "--tv-weight", "0"]) == 0
+    assert "+ tv 0\n" in capsys.readouterr().out  # the paper's loss: no smoothness term
+    assert main(["transfer", str(content), str(style), "-o", str(out), "--size", "32", "--steps", "2",
+                 "--device", "cpu"]) == 0
+    assert "+ tv 0\n" not in capsys.readouterr().out  # the default adds it

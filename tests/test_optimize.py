@@ -192,3 +192,37 @@ def test_a_bound_method_holding_a_lock_can_be_the_callback(smooth_image, quick):
     watcher = Watcher()
     result = reconstruct_content(smooth_image, "relu1_1", steps=4, every=2, callback=watcher.on_progress, **quick)
     assert watcher.steps == [2, 4] and result.settings["steps"] == 4
+
+
+def test_transfer_defaults_balance_for_the_size_and_add_the_smoothness_term(smooth_image, quick):
+    from nst_helpers.balance import DEFAULT_TV_WEIGHT, default_beta
+    from nst_helpers.losses import total_variation
+
+    style = smooth_image.flip(-1)
+    result = transfer(smooth_image, style, steps=2, init=smooth_image, **quick)
+    assert result.settings["beta"] == pytest.approx(default_beta(48))  # the image's long edge
+    assert result.settings["tv_weight"] == DEFAULT_TV_WEIGHT
+    # the first evaluation is at the start image: its tv part is alpha * tv_weight * L_tv there
+    assert result.history["tv"][0] == pytest.approx(DEFAULT_TV_WEIGHT * float(total_variation(smooth_image)), rel=1e-5)
+    paper = transfer(smooth_image, style, steps=2, init=smooth_image, tv_weight=0, **quick)
+    assert paper.history["tv"] == [0.0, 0.0]
+    h = paper.history
+    assert h["total"][0] == pytest.approx(h["content"][0] + h["style"][0], rel=1e-6)  # eq. 7 alone
+
+
+def test_tv_weight_is_per_unit_of_alpha(smooth_image, quick):
+    """Scaling alpha and beta together scales every part, TV included: only the ratios matter."""
+    style = smooth_image.flip(-1)
+    one = transfer(smooth_image, style, alpha=1.0, beta=1e3, tv_weight=10.0, steps=1, init=smooth_image, **quick)
+    ten = transfer(smooth_image, style, alpha=10.0, beta=1e4, tv_weight=10.0, steps=1, init=smooth_image, **quick)
+    for part in ("total", "content", "style", "tv"):
+        assert ten.history[part][0] == pytest.approx(10 * one.history[part][0], rel=1e-5)
+    with pytest.raises(ValueError, match="tv_weight"):
+        transfer(smooth_image, style, tv_weight=-1.0, steps=1, **quick)
+
+
+def test_normalised_network_gets_its_own_smoothing_default():
+    from nst_helpers.balance import DEFAULT_TV_WEIGHT, NORMALISED_TV_WEIGHT, default_tv_weight
+
+    assert default_tv_weight() == DEFAULT_TV_WEIGHT
+    assert default_tv_weight(normalize=True) == NORMALISED_TV_WEIGHT < DEFAULT_TV_WEIGHT

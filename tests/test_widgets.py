@@ -65,6 +65,19 @@ def test_settings_become_transfer_arguments():
     assert lines[0] == "α/β = 1.0e-03"
     assert "conv1_1, conv3_1" in lines[3] and "1:3" in lines[3]  # the paper's names, unequal weights shown
     assert "conv1_1 … conv5_1" in LabSettings().describe()[3]
+    assert LabSettings(tv_weight=0).describe()[-1] == "the paper's loss (no TV)"
+    assert LabSettings(tv_weight=0).transfer_kwargs()["tv_weight"] == 0
+
+
+def test_smoothness_defaults_to_the_engine_and_unticks_to_the_papers_loss(lab):
+    from nst_helpers.balance import DEFAULT_TV_WEIGHT
+
+    assert lab.tv_on.value and lab.settings().tv_weight == pytest.approx(DEFAULT_TV_WEIGHT)
+    lab.tv_on.value = False
+    assert lab.tv_weight.disabled and lab.settings().tv_weight == 0
+    lab.tv_on.value = True
+    lab.tv_weight.value = 1e3
+    assert not lab.tv_weight.disabled and lab.settings().tv_weight == pytest.approx(1e3)
 
 
 def test_controls_start_from_the_paper(lab):

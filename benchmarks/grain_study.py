@@ -1,8 +1,8 @@
 """Grain in transfers: our defaults, candidate fixes one at a time, and pastiche, measured and laid out.
 
-    python benchmarks/grain.py candidates   # Tübingen x The Starry Night: each candidate alone
-    python benchmarks/grain.py sheet        # every pair: old defaults, new defaults, pastiche
-    python benchmarks/grain.py table        # print both tables again from the saved runs
+    python benchmarks/grain_study.py candidates   # Tübingen x The Starry Night: each candidate alone
+    python benchmarks/grain_study.py sheet        # every pair: old defaults, new defaults, pastiche
+    python benchmarks/grain_study.py table        # print both tables again from the saved runs
 
 Each run is saved once under benchmarks/grain_runs/ (PNG + JSON; git-ignored) and
 reused, so a second call only lays out and prints. The grain figure is
