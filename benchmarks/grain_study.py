@@ -17,6 +17,7 @@ Needs NST_DATA_DIR (or the images downloaded once) and, for its column, the
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -85,12 +86,27 @@ def shares(result: torch.Tensor, photo: torch.Tensor, painting: torch.Tensor, se
     return {k: v / total for k, v in terms.items()}
 
 
+#: The script the issue's figures were first measured with (PIL thumbnails, total power), if it is here.
+ISSUE_TOOL = HERE.parents[1] / "shared" / "tools" / "grain.py"
+
+
+def issue_figure(record: dict) -> float | None:
+    """The grain figure as ``../shared/tools/grain.py`` computes it, for comparison with the issue's numbers."""
+    if not ISSUE_TOOL.exists():
+        return None
+    spec = importlib.util.spec_from_file_location("issue_grain", ISSUE_TOOL)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool.grain(str(RUNS / record["png"]), str(image_path(record["content"])), str(image_path(record["style"])))
+
+
 def with_grain(record: dict) -> dict:
-    """The grain figure of a saved run, measured now from its PNG (as a viewer sees it)."""
+    """The grain figures of a saved run, measured now from its PNG (as a viewer sees it)."""
     size = record["size"]
     photo = nst.load_image(image_path(record["content"]), size=size)
     painting = nst.load_image(image_path(record["style"]), size=size)
-    return {**record, "grain": grain(nst.load_image(RUNS / record["png"]), photo, painting)}
+    return {**record, "grain": grain(nst.load_image(RUNS / record["png"]), photo, painting),
+            "issue_grain": issue_figure(record)}
 
 
 def run_ours(content: str, style: str, label: str, kwargs: dict, size: int, steps: int) -> dict:
@@ -154,18 +170,20 @@ def contact_sheet(rows: list[list[dict]], columns: list[str], path: Path, size: 
 
 def print_table(rows: list[dict], title: str) -> None:
     print(f"\n{title}\n")
-    print("| pair | run | grain | content share | style share | tv share | relu1_1 / relu5_1 share of style | s |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| pair | run | grain | grain (issue's script) | content share | style share | tv share "
+          "| relu1_1 / relu4_1 share of style | s |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         pair = f"{r['content']} x {r['style']}"
+        issue = "" if r["issue_grain"] is None else f"{r['issue_grain']:.2f}"
         if "final" in r:
             f = r["final"]
             parts = " | ".join(f"{f[k] / f['total']:.2f}" for k in ("content", "style", "tv"))
             layers = r["style_layer_shares"]
-            print(f"| {pair} | {r['label']} | {r['grain']:.2f} | {parts} | "
-                  f"{layers['relu1_1']:.3f} / {layers['relu5_1']:.3f} | {r['seconds']:.0f} |")
+            print(f"| {pair} | {r['label']} | {r['grain']:.2f} | {issue} | {parts} | "
+                  f"{layers['relu1_1']:.4f} / {layers['relu4_1']:.3f} | {r['seconds']:.0f} |")
         else:
-            print(f"| {pair} | {r['label']} | {r['grain']:.2f} | | | | | {r['seconds']:.0f} |")
+            print(f"| {pair} | {r['label']} | {r['grain']:.2f} | {issue} | | | | | {r['seconds']:.0f} |")
 
 
 def main() -> None:

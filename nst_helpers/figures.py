@@ -92,6 +92,7 @@ from torch import Tensor
 
 from .balance import NORMALISED_TV_WEIGHT, paper_ratio
 from .features import STYLE_LAYERS, VGG19Features, load_vgg19, paper_name, pick_device
+from .grain import grain
 from .losses import style_layer_loss
 from .optimize import Result, _device_of, _style_targets, reconstruct_content, synthesize_texture, transfer
 
@@ -335,10 +336,12 @@ class _Context:
 
         return load_image(name, self.size)
 
-    def settings(self) -> str:
+    def settings(self, transfer: bool = True) -> str:
         o = self.options
+        smooth = (f"; the transfers add a small total-variation term (tv_weight {NORMALISED_TV_WEIGHT:.2g}, "
+                  "not in the paper) against pixel grain" if transfer else "")
         return (f"{self.size} px (long edge), {self.steps} L-BFGS evaluations from white noise unless said, "
-                f"normalised Caffe VGG-19, {self.vgg.pooling} pooling, seed {o.get('seed', 0)}")
+                f"normalised Caffe VGG-19, {self.vgg.pooling} pooling, seed {o.get('seed', 0)}{smooth}")
 
 
 def _final_losses(result: Result, alpha: float, beta: float) -> dict[str, float]:
@@ -406,7 +409,7 @@ def figure1(ctx: _Context) -> FigureOutput:
         f"e: conv5_1 ({2 * ctx.steps} evaluations each), with their PSNR against the photo: low layers keep "
         "the exact pixels, high layers the arrangement of objects but not the detail. Layer names are the "
         "paper's; they are the "
-        "rectified responses (our relu*). " + ctx.settings() + "."
+        "rectified responses (our relu*). " + ctx.settings(transfer=False) + "."
     )
     return FigureOutput(fig, caption, stats)
 
@@ -446,7 +449,8 @@ def figure2(ctx: _Context) -> FigureOutput:
     stats = {
         "panels": {panel: {"painting": name, "paper_ratio": ratio, "our_ratio": paper_ratio(ratio, ctx.size),
                            **({"losses": _final_losses(results[panel][1], results[panel][3], 1.0),
-                               "psnr_vs_photo_db": psnr(results[panel][1].image, photo)}
+                               "psnr_vs_photo_db": psnr(results[panel][1].image, photo),
+                               "grain": grain(results[panel][1].image, photo, results[panel][0])}
                               if panel in results else {"missing": True})}
                    for panel, name, ratio in _FIG2},
     }
@@ -472,7 +476,7 @@ def figure2(ctx: _Context) -> FigureOutput:
         "the Minotaur (Turner), C The Starry Night (van Gogh), D The Scream (Munch), E Femme nue assise "
         "(Picasso), F Composition VII (Kandinsky). Content at conv4_2, style at conv1_1 .. conv5_1 "
         "(w_l = 1/5), the paper's alpha/beta (1e-3 for B-D, 1e-4 for E-F), multiplied by "
-        f"{paper_ratio(1.0, ctx.size):.2g} at {ctx.size} px to give the paper's balance (figures.paper_ratio). "
+        f"{paper_ratio(1.0, ctx.size):.2g} at {ctx.size} px to give the paper's balance (balance.paper_ratio). "
         + ctx.settings() + "." + absent
     )
     return FigureOutput(fig, caption, stats)
@@ -502,7 +506,10 @@ def figure3(ctx: _Context) -> FigureOutput:
         styles = [v["style"] for v in row.values()]
         checks[f"{name}: content loss falls as alpha/beta grows"] = _is_monotone(contents, increasing=False)
         checks[f"{name}: style loss rises as alpha/beta grows"] = _is_monotone(styles, increasing=True)
-    stats = {"our_ratios": {_ratio_text(r): v for r, v in ours.items()}, "losses": rows, "checks": checks}
+    grains = {f"up to {paper_name(STYLE_LAYERS[d - 1])}": {_ratio_text(r): grain(grid[(d, ours[r])].image, photo, painting)
+                                                         for r in FIG3_RATIOS} for d in range(1, 6)}
+    stats = {"our_ratios": {_ratio_text(r): v for r, v in ours.items()}, "losses": rows, "grain": grains,
+             "checks": checks}
 
     w = _panel_width(ctx.size)
     aspect = photo.shape[-2] / photo.shape[-1]
@@ -518,7 +525,7 @@ def figure3(ctx: _Context) -> FigureOutput:
         "Fig. 3. The photograph in the style of Composition VII (Kandinsky). Rows: the style is matched on "
         "conv1_1 only, then conv1_1 and conv2_1, ... up to conv1_1 .. conv5_1 (label: the deepest layer). "
         "Columns: the paper's alpha/beta, 1e-5 .. 1e-2 (content at conv4_2); ours are "
-        f"{paper_ratio(1.0, ctx.size):.2g} times these at {ctx.size} px (figures.paper_ratio). Deeper rows transfer larger-scale "
+        f"{paper_ratio(1.0, ctx.size):.2g} times these at {ctx.size} px (balance.paper_ratio). Deeper rows transfer larger-scale "
         "structure; to the right the photograph dominates, to the left the painting. " + ctx.settings() + "."
     )
     return FigureOutput(fig, caption, stats)
