@@ -63,15 +63,18 @@ def main() -> None:
             print(f"| {r['style']} | {r['size']} | {r['ratio']:.2g} ({r['ratio_256']:g} at 256) | {r['content_share']:.2f} | "
                   f"{r['content_fell_to']:.3f} | {r['style_fell_to']:.4f} | {r['grain']:.2f} |")
     cell, label_h = 256, 18
-    sheet = Image.new("RGB", (cell * len(RATIOS_256), len(rows) * (cell + label_h)), "white")
+    tiles = [[Image.open(RUNS / r["png"]).convert("RGB") for r in row] for row in rows]
+    tiles = [[im.resize((cell, round(cell * im.height / im.width)), Image.LANCZOS) for im in row]  # 128 px enlarged
+             for row in tiles]
+    heights = [max(im.height for im in row) + label_h for row in tiles]
+    sheet = Image.new("RGB", (cell * len(RATIOS_256), sum(heights)), "white")
     draw = ImageDraw.Draw(sheet)
-    for i, row in enumerate(rows):
-        for j, r in enumerate(row):
-            im = Image.open(RUNS / r["png"]).convert("RGB")
-            im = im.resize((cell, round(cell * im.height / im.width)), Image.LANCZOS)  # 128 px runs shown enlarged
-            y = i * (cell + label_h)
+    for i, (row, images) in enumerate(zip(rows, tiles)):
+        y = sum(heights[:i])
+        for j, (r, im) in enumerate(zip(row, images)):
             sheet.paste(im, (j * cell, y))
-            draw.text((j * cell + 4, y + cell + 3), f"{r['style']} {r['size']} px a/b {r['ratio']:.2g}", fill="black")
+            draw.text((j * cell + 4, y + im.height + 3),
+                      f"{r['style']} {r['size']} px, a/b {r['ratio']:.2g}, grain {r['grain']:.2f}", fill="black")
     sheet.save(HERE / "balance_grid.png")
 
 

