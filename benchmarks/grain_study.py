@@ -150,21 +150,33 @@ def run_pastiche(content: str, style: str, size: int, steps: int) -> dict:
 def contact_sheet(rows: list[list[dict]], columns: list[str], path: Path, size: int) -> None:
     """A grid: one row per pair (photo, painting, then each column's result with its grain figure)."""
     cell, label_h = size, 18
+
+    def tiles(row: list[dict]) -> list[tuple[Image.Image, str]]:
+        content, style = row[0]["content"], row[0]["style"]
+        out = [(Image.open(image_path(content)), content), (Image.open(image_path(style)), style)]
+        out += [(Image.open(RUNS / r["png"]), f"grain {r['grain']:.2f} (issue's {r['issue_grain'] or 0:.2f})")
+                for r in row]
+        for im, _ in out:
+            im.draft("RGB", (cell, cell))
+        return [(im.convert("RGB"), text) for im, text in out]
+
+    laid = []
+    for row in rows:
+        row_tiles = tiles(row)
+        for im, _ in row_tiles:
+            im.thumbnail((cell, cell), Image.LANCZOS)
+        laid.append(row_tiles)
+    heights = [max(im.height for im, _ in row) + label_h for row in laid]
     width = (2 + len(columns)) * cell
-    sheet = Image.new("RGB", (width, len(rows) * (cell + label_h) + label_h), "white")
+    sheet = Image.new("RGB", (width, sum(heights) + label_h), "white")
     draw = ImageDraw.Draw(sheet)
     for j, title in enumerate(["photo", "painting", *columns]):
         draw.text((j * cell + 4, 3), title, fill="black")
-    for i, row in enumerate(rows):
-        y = label_h + i * (cell + label_h)
-        content, style = row[0]["content"], row[0]["style"]
-        tiles = [(Image.open(image_path(content)), content), (Image.open(image_path(style)), style)]
-        tiles += [(Image.open(RUNS / r["png"]), f"grain {r['grain']:.2f}") for r in row]
-        for j, (im, text) in enumerate(tiles):
-            im = im.convert("RGB")
-            im.thumbnail((cell, cell), Image.LANCZOS)
-            sheet.paste(im, (j * cell + (cell - im.width) // 2, y + (cell - im.height) // 2))
-            draw.text((j * cell + 4, y + cell + 3), text, fill="black")
+    for i, row in enumerate(laid):
+        y = label_h + sum(heights[:i])
+        for j, (im, text) in enumerate(row):
+            sheet.paste(im, (j * cell + (cell - im.width) // 2, y))
+            draw.text((j * cell + 4, y + heights[i] - label_h + 3), text, fill="black")
     sheet.save(path)
 
 
@@ -208,8 +220,9 @@ def main() -> None:
         preset = lab_preset("cpu", smoke=False)
         rows = []
         for content, style in [(PHOTO, "starry_night"), (PHOTO, "the_scream")]:  # the lab's default; the worst pair
-            kwargs = LabSettings(content=content, style=style).transfer_kwargs()
-            kwargs.update(steps=preset.steps)
+            # as StyleLab starts: its preset's size and steps, the slider at the balanced ratio for that size
+            kwargs = LabSettings(content=content, style=style, ratio=preset.ratio, size=preset.size,
+                                 steps=preset.steps).transfer_kwargs()
             rows.append(run_ours(content, style, f"lab default {preset.steps} steps", kwargs, preset.size, preset.steps))
         print_table(rows, f"The lab's default run at its CPU preset ({preset.size} px, {preset.steps} steps)")
     if args.what in ("sheet", "table"):
