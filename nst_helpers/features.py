@@ -131,6 +131,7 @@ class VGG19Features(nn.Module):
             raise ValueError(f"Unknown pooling {pooling!r}; use 'max' or 'avg'")
         self.preprocessing = preprocessing
         self.pooling = pooling
+        self.normalized = False  # True for the paper's rescaled network (load_vgg19(normalize=True))
         order, scale, mean, std = _PREPROCESSING[preprocessing]
         self.channel_order = list(order)
         self.register_buffer("scale", torch.tensor(scale))
@@ -370,6 +371,7 @@ def load_vgg19(
     if missing:
         raise ValueError(f"Weights are missing {len(missing)} tensors, e.g. {missing[0]}")
     model.load_state_dict({**model.state_dict(), **state})
+    model.normalized = normalize
     return model.to(pick_device(device))
 
 

@@ -651,8 +651,7 @@ def transfer(
             as in eq. 7, scaling alpha and beta together changes nothing, and
             the weight holds at every size (L_tv and L_content both sum over
             positions). ``0`` gives the paper's eq. 7; ``None``: the default for
-            the network, ``balance.default_tv_weight(normalize)`` (pass it
-            explicitly with a ready ``extractor`` that is normalised).
+            the network (raw or normalised), ``balance.default_tv_weight``.
         **options: see ``Options`` (``init="content"`` starts from the photo).
 
     Note:
@@ -667,8 +666,8 @@ def transfer(
     style_image = _as_batch(style_image, "style_image")
     if beta is None:
         beta = default_beta(scales[-1] if scales else max(content_image.shape[-2:]), alpha)
-    if tv_weight is None:
-        tv_weight = default_tv_weight(o.normalize and o.extractor is None)
+    if tv_weight is None:  # the network's own default: a normalised one has a much smaller content term
+        tv_weight = default_tv_weight(o.extractor.normalized if o.extractor is not None else o.normalize)
     if scales is not None:
         return _coarse_to_fine(
             content_image, style_image, scales, scale_steps, o,

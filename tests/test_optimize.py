@@ -226,3 +226,13 @@ def test_normalised_network_gets_its_own_smoothing_default():
 
     assert default_tv_weight() == DEFAULT_TV_WEIGHT
     assert default_tv_weight(normalize=True) == NORMALISED_TV_WEIGHT < DEFAULT_TV_WEIGHT
+
+
+def test_a_normalised_extractor_gets_the_normalised_smoothing(smooth_image):
+    from nst_helpers import load_vgg19
+    from nst_helpers.balance import NORMALISED_TV_WEIGHT
+
+    vgg = load_vgg19("caffe", pooling="avg", device="cpu", normalize=True)
+    assert vgg.normalized
+    result = transfer(smooth_image, smooth_image.flip(-1), steps=1, extractor=vgg, progress=False)
+    assert result.settings["tv_weight"] == NORMALISED_TV_WEIGHT
