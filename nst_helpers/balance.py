@@ -74,8 +74,17 @@ _CONTENT_SCALE = 6.2e4
 NORMALISED_TV_WEIGHT = DEFAULT_TV_WEIGHT / _CONTENT_SCALE
 
 
-def default_tv_weight(normalize: bool = False) -> float:
-    """The default ``tv_weight`` of ``transfer`` for the raw (or the normalised) network."""
+def default_tv_weight(normalize: bool = False, preprocessing: str = "caffe") -> float:
+    """The default ``tv_weight`` of ``transfer`` for a network.
+
+    Measured for the Caffe VGG-19 only, raw and normalised. Other weights
+    (torchvision's, random ones) see the image on another scale (normalised
+    RGB, not 0-255 BGR), so their content term is thousands of times smaller
+    and this weight would blur everything: they get 0, the paper's loss,
+    until measured; pass ``tv_weight`` yourself there.
+    """
+    if preprocessing != "caffe":
+        return 0.0
     return NORMALISED_TV_WEIGHT if normalize else DEFAULT_TV_WEIGHT
 
 

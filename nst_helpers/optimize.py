@@ -666,8 +666,8 @@ def transfer(
     style_image = _as_batch(style_image, "style_image")
     if beta is None:
         beta = default_beta(scales[-1] if scales else max(content_image.shape[-2:]), alpha)
-    if tv_weight is None:  # the network's own default: a normalised one has a much smaller content term
-        tv_weight = default_tv_weight(o.extractor.normalized if o.extractor is not None else o.normalize)
+    if tv_weight is None:
+        tv_weight = _default_tv_weight(o)
     if scales is not None:
         return _coarse_to_fine(
             content_image, style_image, scales, scale_steps, o,
@@ -679,6 +679,12 @@ def transfer(
                 layer_weights, content_image.shape, o, "transfer",
                 {"alpha": alpha, "beta": beta, "content_layer": content_layer, "tv_weight": tv_weight,
                  "style_layers": list(style_layers), "layer_weights": layer_weights}, tv_weight)
+
+
+def _default_tv_weight(options: Options) -> float:
+    """The smoothing weight measured for the network these options use (``balance.default_tv_weight``)."""
+    vgg = options.network()  # cached: the run itself gets the same object
+    return default_tv_weight(getattr(vgg, "normalized", False), vgg.preprocessing)
 
 
 # ------------------------------------------------------------------ coarse-to-fine
@@ -749,6 +755,7 @@ def transfer_batch(
     runs: Sequence[Mapping[str, Any]],
     content_layer: str = "relu4_2",
     batch_size: int | None = None,
+    tv_weight: float | None = None,
     **options: Any,
 ) -> list[Result]:
     """Many transfers of one photo and one painting that differ in alpha, beta or style layers.
@@ -775,6 +782,7 @@ def transfer_batch(
             ``style_layers``, ``layer_weights`` (defaults as in ``transfer``).
         content_layer: shared by all runs.
         batch_size: at most this many images per batch (memory); default all.
+        tv_weight: the smoothing term, shared by all runs (as for ``transfer``).
         **options: see ``Options``; the same for all runs (same seed: the
             same starting noise for every run, as when run one by one). With
             a ``callback`` (a live preview) the runs go one by one too.
@@ -784,24 +792,27 @@ def transfer_batch(
         its batch's wall time.
     """
     o = Options.from_kwargs(options)
+    if tv_weight is None:
+        tv_weight = _default_tv_weight(o)
     runs = [dict(run) for run in runs]
     for run in runs:
         unknown = sorted(set(run) - set(_BATCH_KEYS))
         if unknown:
             raise ValueError(f"Unknown run setting(s) {', '.join(unknown)}; use {', '.join(_BATCH_KEYS)}")
     if o.optimizer != "adam" or o.callback is not None:  # exact batching needs a separable optimiser
-        return [transfer(content_image, style_image, content_layer=content_layer, **run, **options) for run in runs]
+        return [transfer(content_image, style_image, content_layer=content_layer, tv_weight=tv_weight, **run, **options)
+                for run in runs]
     content_image = _as_batch(content_image, "content_image")
     style_image = _as_batch(style_image, "style_image")
     size = batch_size or len(runs)
     results: list[Result] = []
     for first in range(0, len(runs), size):
-        results += _transfer_chunk(content_image, style_image, runs[first:first + size], content_layer, o)
+        results += _transfer_chunk(content_image, style_image, runs[first:first + size], content_layer, o, tv_weight)
     return results
 
 
 def _transfer_chunk(content: Tensor, style: Tensor, runs: list[dict[str, Any]], content_layer: str,
-                    options: Options) -> list[Result]:
+                    options: Options, tv_weight: float) -> list[Result]:
     start = time.perf_counter()
     settings = []
     shared = {**options.summary(), "size": list(content.shape[-2:]), "batched": len(runs)}
@@ -811,6 +822,7 @@ def _transfer_chunk(content: Tensor, style: Tensor, runs: list[dict[str, Any]], 
         run["style_layers"] = list(run.get("style_layers", STYLE_LAYERS))
         _check_weighting(run["alpha"], run["beta"], run["style_layers"], run.get("layer_weights"))
         settings.append({"task": "transfer", "alpha": run["alpha"], "beta": run["beta"], "content_layer": content_layer,
+                         "tv_weight": tv_weight,
                          "style_layers": run["style_layers"], "layer_weights": run.get("layer_weights"), **shared})
     vgg = options.network()
     device = _device_of(vgg)
@@ -829,7 +841,7 @@ def _transfer_chunk(content: Tensor, style: Tensor, runs: list[dict[str, Any]], 
     alpha = torch.tensor([float(run["alpha"]) for run in runs], device=device)
     beta = torch.tensor([float(run["beta"]) for run in runs], device=device)
     objective = _make_objective(vgg, content_targets, style_targets, alpha, beta, weights, options.precision,
-                                channels_last, per_image=True)
+                                channels_last, per_image=True, tv_weight=tv_weight)
     x0 = _initial_image(options.init, (1, *content.shape[1:]), options, content, style)
     x0 = x0.expand(len(runs), -1, -1, -1).contiguous().to(device)  # the same start for every run, as alone
     results = optimize_image(objective, x0, options, settings, description=f"transfer x{len(runs)}")

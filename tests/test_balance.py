@@ -47,3 +47,9 @@ def test_the_rule_is_written_once():
     offenders = [f"{p.name}: {m.group(0)}" for p in sources for m in rule.finditer(p.read_text())]
     assert not offenders, f"the alpha/beta rule restated outside nst_helpers/balance.py: {offenders}"
     assert rule.search((ROOT / "nst_helpers" / "balance.py").read_text())
+
+
+def test_smoothing_default_is_measured_for_caffe_only():
+    assert balance.default_tv_weight() == balance.DEFAULT_TV_WEIGHT
+    assert balance.default_tv_weight(normalize=True) == balance.NORMALISED_TV_WEIGHT
+    assert balance.default_tv_weight(preprocessing="torchvision") == 0.0  # not measured: the paper's loss

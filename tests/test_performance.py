@@ -259,3 +259,16 @@ def test_freed_memory_stays_during_a_run_and_goes_back_after():
         assert touch_and_free() > base + 192  # kept for the next step
     assert _resident_mib() < base + 64  # given back at the end
     assert touch_and_free() < base + 64  # and large blocks are unmapped again after the run
+
+
+def test_batched_adam_with_smoothing_equals_runs_one_by_one(vgg, pair):
+    content, style = pair
+    runs = [{"alpha": 1.0, "beta": 1e2}, {"alpha": 1e-2, "beta": 1.0, "style_layers": STYLE_LAYERS[:2]}]
+    kw = dict(steps=3, optimizer="adam", extractor=vgg, progress=False, seed=3, tv_weight=0.5)
+    batched = transfer_batch(content, style, runs, **kw)
+    alone = [transfer(content, style, **run, **kw) for run in runs]
+    for b, a in zip(batched, alone):
+        assert b.settings["tv_weight"] == a.settings["tv_weight"] == 0.5
+        for key in ("total", "content", "style", "tv"):
+            torch.testing.assert_close(b.history[key], a.history[key], rtol=1e-4, atol=1e-6)
+        assert a.history["tv"][0] > 0
