@@ -236,8 +236,9 @@ def main() -> None:
             if style not in NOT_ON_SHEET:
                 sheet.append(row)
         print_table(table, f"Every pair ({args.size} px, {args.steps} evaluations)")
-        contact_sheet(sheet, ["old defaults", "new defaults", "pastiche"][:len(sheet[0])],
-                      HERE / "grain_sheet.png", args.size)
+        for part, first in enumerate(range(0, len(sheet), 3), start=1):  # 3 pairs a file: each under 2 MB
+            contact_sheet(sheet[first:first + 3], ["old defaults", "new defaults", "pastiche"][:len(sheet[0])],
+                          HERE / f"grain_sheet_{part}.png", args.size)
 
 
 if __name__ == "__main__":
