@@ -72,7 +72,6 @@ __all__ = [
 _PARTS = ("content", "style", "tv")
 
 
-
 @dataclass(frozen=True)
 class Options:
     """Settings shared by the three tasks; every keyword of the task functions that is
@@ -198,8 +197,9 @@ def optimize_image(
 
     Args:
         objective: image (B, 3, H, W) -> (total loss, {"content": ..., "style": ..., "tv": ...}),
-            scalar tensors in the paper's units (weights applied); a missing part is recorded as 0. Or, for a batch of independent
-            problems, tensors of shape (B,), one loss per image (Adam only).
+            scalar tensors in the paper's units (weights applied; a missing part
+            is recorded as 0). Or, for a batch of independent problems, tensors
+            of shape (B,), one loss per image (Adam only).
         init: the starting image, (B, 3, H, W).
         options: optimiser, steps, callback, progress bar.
         settings: recorded in the result (defaults to ``options.summary()``);
@@ -657,7 +657,7 @@ def transfer(
     Note:
         Differs from the paper by default: a small total-variation term
         (``balance.DEFAULT_TV_WEIGHT``) removes the pixel-level grain the paper's loss
-        does not see (notebook 04, ``benchmarks/RESULTS.md``); ``tv_weight=0``
+        does not see (notebook 04, ``benchmarks/PICTURES.md``); ``tv_weight=0``
         is the paper's loss. The right alpha/beta depends on the network's
         scale and the image size: ``balance``.
     """
@@ -684,7 +684,7 @@ def transfer(
 def _default_tv_weight(options: Options) -> float:
     """The smoothing weight measured for the network these options use (``balance.default_tv_weight``)."""
     vgg = options.network()  # cached: the run itself gets the same object
-    return default_tv_weight(getattr(vgg, "normalized", False), vgg.preprocessing)
+    return default_tv_weight(vgg.normalized, vgg.preprocessing)
 
 
 # ------------------------------------------------------------------ coarse-to-fine
