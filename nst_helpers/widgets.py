@@ -42,7 +42,7 @@ import ipywidgets as w
 import torch
 from torch import Tensor
 
-from .balance import DEFAULT_TV_WEIGHT, balanced_ratio
+from .balance import DEFAULT_TV_WEIGHT, balanced_ratio, default_tv_weight
 from .features import LAYER_NAMES, STYLE_LAYERS, min_size, paper_name, pick_device
 from .images import SAMPLES, load_image, save_image, to_pil
 from .optimize import Progress, Result, transfer
@@ -302,11 +302,13 @@ class StyleLab:
         self.ratio = w.FloatLogSlider(value=self._ratio, base=10, min=-6, max=0, step=0.1, description="α/β",
                                       readout_format=".1e", style=_LABEL, layout=w.Layout(width="460px"),
                                       continuous_update=False)
-        self.tv_weight = w.FloatLogSlider(value=max(DEFAULT_TV_WEIGHT, 1.0), base=10, min=0, max=7, step=0.25,
+        # The smoothing measured for this network (0 for torchvision's weights: not measured there).
+        tv = default_tv_weight(preprocessing="caffe" if self.weights == "caffe" else "torchvision")
+        self.tv_weight = w.FloatLogSlider(value=tv or DEFAULT_TV_WEIGHT, base=10, min=0, max=7, step=0.25,
                                           description="smoothness", readout_format=".1e", style=_LABEL,
                                           layout=w.Layout(width="400px"), continuous_update=False,
-                                          disabled=DEFAULT_TV_WEIGHT == 0)
-        self.tv_on = w.Checkbox(value=DEFAULT_TV_WEIGHT > 0, description="", indent=False,
+                                          disabled=tv == 0)
+        self.tv_on = w.Checkbox(value=tv > 0, description="", indent=False,
                                 layout=w.Layout(width="30px"), tooltip="total variation on (off: the paper's loss)")
         self.tv_on.observe(lambda change: setattr(self.tv_weight, "disabled", not change["new"]), "value")
         options = [(f"{k} = paper's {paper_name(k)}" if k.startswith("relu") else f"{k} (before its ReLU)", k)

@@ -69,12 +69,15 @@ def test_settings_become_transfer_arguments():
     assert LabSettings(tv_weight=0).transfer_kwargs()["tv_weight"] == 0
 
 
-def test_smoothness_defaults_to_the_engine_and_unticks_to_the_papers_loss(lab):
+def test_smoothness_defaults_to_the_engine_and_unticks_to_the_papers_loss(lab, tmp_path):
     from nst_helpers.balance import DEFAULT_TV_WEIGHT
 
-    assert lab.tv_on.value and lab.settings().tv_weight == pytest.approx(DEFAULT_TV_WEIGHT)
-    lab.tv_on.value = False
-    assert lab.tv_weight.disabled and lab.settings().tv_weight == 0
+    caffe = StyleLab(size=32, steps=4, weights="caffe", device="cpu", save_dir=tmp_path, measure=False)
+    assert caffe.tv_on.value and caffe.settings().tv_weight == pytest.approx(DEFAULT_TV_WEIGHT)
+    caffe.tv_on.value = False
+    assert caffe.tv_weight.disabled and caffe.settings().tv_weight == 0
+    # random (torchvision-style) weights: the smoothing was not measured there, so the lab starts without it
+    assert not lab.tv_on.value and lab.tv_weight.disabled and lab.settings().tv_weight == 0
     lab.tv_on.value = True
     lab.tv_weight.value = 1e3
     assert not lab.tv_weight.disabled and lab.settings().tv_weight == pytest.approx(1e3)
