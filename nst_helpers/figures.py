@@ -19,8 +19,9 @@ claims:
 
 The network is the paper's: the Caffe VGG-19 normalised so that each filter's
 mean activation is one (``load_vgg19(normalize=True)``), with average pooling.
-The transfers add the small total-variation term (``balance.NORMALISED_TV_WEIGHT``,
-the package's default smoothing scaled to this network; not in the paper): the
+The transfers get the engine's smoothing default for this network
+(``balance.NORMALISED_TV_WEIGHT``, picked by ``transfer`` from the network's
+``normalized`` flag; not in the paper): the
 paper's loss alone leaves a pixel-level checker in flat regions (notebook 04).
 
 The alpha/beta question (measured; see ``paper_ratio``)
@@ -326,11 +327,6 @@ class _Context:
     init: str  # start of the transfers in Fig. 2, 3 and the layer figure
     tick: Callable[[int], None]  # advance the outer progress bar by n runs
 
-    @property
-    def transfer_options(self) -> dict[str, Any]:
-        """``options`` plus the smoothness term for this network (``balance.NORMALISED_TV_WEIGHT``)."""
-        return {**self.options, "tv_weight": NORMALISED_TV_WEIGHT}
-
     def image(self, name: str) -> Tensor:
         from .images import load_image
 
@@ -442,7 +438,7 @@ def figure2(ctx: _Context) -> FigureOutput:
             continue
         painting = load_image(path, ctx.size)
         ours = paper_ratio(ratio, ctx.size)
-        result = transfer(photo, painting, alpha=ours, beta=1.0, init=ctx.init, **ctx.transfer_options)
+        result = transfer(photo, painting, alpha=ours, beta=1.0, init=ctx.init, **ctx.options)
         ctx.tick(1)
         results[panel] = (painting, result, ratio, ours)
 
@@ -494,7 +490,7 @@ def figure3(ctx: _Context) -> FigureOutput:
     grid: dict[tuple[int, float], Result] = {}
     for depth in range(1, 6):  # row by row, so that the progress bar moves
         grid.update(ratio_grid(photo, painting, ratios=list(ours.values()), depths=[depth],
-                               init=ctx.init, **ctx.transfer_options))
+                               init=ctx.init, **ctx.options))
         ctx.tick(len(ours))
     rows: dict[str, dict[str, dict[str, float]]] = {}
     checks: dict[str, bool] = {}
@@ -540,7 +536,7 @@ def figure_layers(ctx: _Context) -> FigureOutput:
     ours = paper_ratio(ratio, ctx.size)
     layers = ("relu2_2", "relu4_2")
     results = {layer: transfer(photo, painting, alpha=ours, beta=1.0, content_layer=layer, init=ctx.init,
-                               **ctx.transfer_options) for layer in layers}
+                               **ctx.options) for layer in layers}
     ctx.tick(len(results))
     errors = {layer: psnr(r.image, photo) for layer, r in results.items()}
     stats = {
@@ -577,7 +573,7 @@ def figure_init(ctx: _Context) -> FigureOutput:
               "noise, seed 0": dict(init="noise", seed=0), "noise, seed 1": dict(init="noise", seed=1)}
     results = {}
     for label, start in starts.items():
-        options = {**ctx.transfer_options, **start}
+        options = {**ctx.options, **start}
         results[label] = transfer(photo, painting, alpha=ours, beta=1.0, **options)
         ctx.tick(1)
     stats = {
