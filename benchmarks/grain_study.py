@@ -3,6 +3,7 @@
     python benchmarks/grain_study.py candidates   # Tübingen x The Starry Night: each candidate alone
     python benchmarks/grain_study.py sheet        # every pair: old defaults, new defaults, pastiche
     python benchmarks/grain_study.py presets      # the lab's default run at its CPU preset (and with The Scream)
+    python benchmarks/grain_study.py small --size 144 --steps 100  # fixes for the small CPU presets
     python benchmarks/grain_study.py table        # print both tables again from the saved runs
 
 Each run is saved once under benchmarks/grain_runs/ (PNG + JSON; git-ignored) and
@@ -56,6 +57,19 @@ CANDIDATES: dict[str, dict] = {
     "TV 1e4": {**OLD, "tv_weight": 1e4},
     "TV 3e4": {**OLD, "tv_weight": 3e4},
     "TV 1e5": {**OLD, "tv_weight": 1e5},
+}
+
+#: The small presets (128-144 px, 100 evaluations): what brings the photo back. Each is a function of
+#: (size, steps) so that the balanced ratio and the split follow the preset.
+SMALL_PAINTINGS = ["starry_night", "the_scream", "composition_vii", "shipwreck"]
+SMALL_CANDIDATES = {
+    "balanced": lambda size, steps: {},
+    "ratio x3": lambda size, steps: {"beta": nst.balance.default_beta(size) / 3},
+    "ratio x10": lambda size, steps: {"beta": nst.balance.default_beta(size) / 10},
+    "photo start": lambda size, steps: {"init": "content"},
+    "coarse-to-fine": lambda size, steps: {"scales": (size // 2, size), "scale_steps": (steps * 4 // 5, steps * 4 // 5)},
+    "photo start, ratio x3": lambda size, steps: {"init": "content", "beta": nst.balance.default_beta(size) / 3},
+    "photo start, ratio x10": lambda size, steps: {"init": "content", "beta": nst.balance.default_beta(size) / 10},
 }
 
 
@@ -200,7 +214,7 @@ def print_table(rows: list[dict], title: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["candidates", "sheet", "presets", "table"])
+    parser.add_argument("what", choices=["candidates", "sheet", "presets", "small", "table"])
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--no-pastiche", action="store_true")
@@ -222,9 +236,18 @@ def main() -> None:
         for content, style in [(PHOTO, "starry_night"), (PHOTO, "the_scream")]:  # the lab's default; the worst pair
             # as StyleLab starts: its preset's size and steps, the slider at the balanced ratio for that size
             kwargs = LabSettings(content=content, style=style, ratio=preset.ratio, size=preset.size,
-                                 steps=preset.steps).transfer_kwargs()
-            rows.append(run_ours(content, style, f"lab default {preset.steps} steps", kwargs, preset.size, preset.steps))
+                                 steps=preset.steps, init=preset.init).transfer_kwargs()
+            rows.append(run_ours(content, style, f"lab default {preset.init} start", kwargs, preset.size, preset.steps))
         print_table(rows, f"The lab's default run at its CPU preset ({preset.size} px, {preset.steps} steps)")
+    if args.what == "small":
+        rows, sheet = [], []
+        for style in SMALL_PAINTINGS:
+            row = [run_ours(PHOTO, style, label, kw(args.size, args.steps), args.size, args.steps)
+                   for label, kw in SMALL_CANDIDATES.items()]
+            rows += row
+            sheet.append(row)
+        print_table(rows, f"Fixes for the small presets ({args.size} px, {args.steps} evaluations)")
+        contact_sheet(sheet, list(SMALL_CANDIDATES), HERE / f"grain_small_{args.size}.png", 2 * args.size)
     if args.what in ("sheet", "table"):
         table, sheet = [], []
         for content, style in PAIRS:

@@ -29,6 +29,16 @@ Two measured anchors, each a ratio at a reference size, and that one rule:
   ``PAPER_REFERENCE_SIZE`` = 128 px, measured by matching the paper's
   pictures by eye (``figures``' module docstring).
 
+Quick runs are a third case. The CPU presets (128-144 px, 100 evaluations)
+stop long before convergence: from white noise the photo has not come back
+yet, the picture leans to the painting, and a coarse dot lattice (period
+about 8 px) is left in flat skies. They start from the photo
+(``QUICK_START``) and weigh content ``QUICK_FACTOR`` times more than the
+size rule says (``quick_ratio``): measured at 144 px, 100 evaluations, on four
+paintings, against the rule alone, x10, from noise, and coarse-to-fine
+(``benchmarks/PICTURES.md``, section 4). The paper starts from noise; its
+Fig. 6 (2016) shows the start matters little once converged.
+
 The total-variation term (``losses.total_variation``, not in the paper) has
 its own balance, against the content term: its weight is per unit of alpha,
 ``alpha (L_content + tv_weight L_tv) + beta L_style``. L_tv sums over pixels
@@ -50,6 +60,9 @@ __all__ = [
     "default_tv_weight",
     "ratio_at",
     "balanced_ratio",
+    "QUICK_START",
+    "QUICK_FACTOR",
+    "quick_ratio",
     "default_beta",
     "paper_ratio",
 ]
@@ -103,6 +116,21 @@ def ratio_at(ratio: float, size: float, reference_size: float = REFERENCE_SIZE) 
 def balanced_ratio(size: float) -> float:
     """A balanced alpha/beta for an image of ``size`` px (long edge) with the default network and loss."""
     return ratio_at(BALANCED_RATIO, size)
+
+
+#: Where quick runs (CPU presets, ~100 evaluations) start: the photo, not the paper's white noise.
+QUICK_START = "content"
+#: How much more content quick runs need than ``balanced_ratio``: at 144 px, 100 evaluations from the photo, x1
+#: left the town unreadable under Starry Night and The Scream, x10 washed the paintings out (looked at, 4 paintings).
+QUICK_FACTOR = 3.0
+
+
+def quick_ratio(size: float) -> float:
+    """A balanced alpha/beta for a quick run (``QUICK_START``, ~100 evaluations) at ``size`` px.
+
+    Note: differs from a converged run's ``balanced_ratio`` by ``QUICK_FACTOR``; see the module docstring.
+    """
+    return QUICK_FACTOR * balanced_ratio(size)
 
 
 def default_beta(size: float, alpha: float = 1.0) -> float:

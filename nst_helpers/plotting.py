@@ -31,7 +31,9 @@ def show_images(
     nrows = (n + ncols - 1) // ncols
     first = images[0]
     aspect = first.shape[-2] / first.shape[-1]
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, width * aspect * nrows + 0.4 * nrows),
+    lines = max((str(t).count("\n") + 1 for t in titles), default=0) if titles is not None else 0
+    title_height = 0.2 * lines + 0.2  # inches per row for the titles, so that two-line titles clear the row above
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, (width * aspect + title_height) * nrows),
                              squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")

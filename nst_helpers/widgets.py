@@ -42,7 +42,7 @@ import ipywidgets as w
 import torch
 from torch import Tensor
 
-from .balance import DEFAULT_TV_WEIGHT, balanced_ratio, default_tv_weight
+from .balance import DEFAULT_TV_WEIGHT, QUICK_START, balanced_ratio, default_tv_weight, quick_ratio
 from .features import LAYER_NAMES, STYLE_LAYERS, min_size, paper_name, pick_device
 from .images import SAMPLES, load_image, save_image, to_pil
 from .optimize import Progress, Result, transfer
@@ -57,11 +57,17 @@ class Preset:
     size: int  # long edge of the result, px
     steps: int  # loss+gradient evaluations per run
     name: str  # "gpu", "mps", "cpu" or "smoke"
+    quick: bool = False  # too few steps to converge from noise: start from the photo, more content (``balance``)
+
+    @property
+    def init(self) -> str:
+        """Where runs start: the paper's white noise, or the photo for a quick preset (``balance.QUICK_START``)."""
+        return QUICK_START if self.quick else "noise"
 
     @property
     def ratio(self) -> float:
-        """A balanced alpha/beta at this size (``balance.balanced_ratio``)."""
-        return balanced_ratio(self.size)
+        """A balanced alpha/beta for this preset: ``balance.quick_ratio`` or ``balance.balanced_ratio``."""
+        return quick_ratio(self.size) if self.quick else balanced_ratio(self.size)
 
 
 def lab_preset(device: str | torch.device | None = None, smoke: bool | None = None) -> Preset:
@@ -78,7 +84,7 @@ def lab_preset(device: str | torch.device | None = None, smoke: bool | None = No
         return Preset(512, 300, "gpu")  # the paper's 512 px; 300 L-BFGS evaluations converge (optimize.Options)
     if device.type == "mps":
         return Preset(256, 150, "mps")
-    return Preset(128, 100, "cpu")  # 0.1-0.5 s per step on a laptop CPU (measured): a run in under a minute
+    return Preset(128, 100, "cpu", quick=True)  # 0.1-0.5 s per step on a laptop CPU (measured): a run in under a minute
 
 
 @dataclass(frozen=True)
@@ -274,7 +280,7 @@ class StyleLab:
         self._live: dict[str, list] = {"step": [], "content": [], "style": []}
         self._last_draw = self._started = 0.0
         size = size or self.preset.size
-        self._ratio = ratio or balanced_ratio(size)
+        self._ratio = ratio or (quick_ratio(size) if self.preset.quick else balanced_ratio(size))
         self._build(size, steps or self.preset.steps, content, style)
         self._preview("content")
         self._preview("style")
@@ -327,7 +333,7 @@ class StyleLab:
                               for k in STYLE_LAYERS}
         self.pooling = w.ToggleButtons(options=[("max", "max"), ("average", "avg")], value="avg",
                                        style={"button_width": "86px"}, tooltips=["the trained VGG-19", "the paper's"])
-        self.init = w.ToggleButtons(options=["noise", "content", "style"], value="noise", style={"button_width": "86px"},
+        self.init = w.ToggleButtons(options=["noise", "content", "style"], value=self.preset.init, style={"button_width": "86px"},
                                     tooltips=["white noise (the paper)", "the photo", "the painting"])
         self.optimizer = w.ToggleButtons(options=[("L-BFGS", "lbfgs"), ("Adam", "adam")], value="lbfgs",
                                          style={"button_width": "86px"}, tooltips=["the paper's", "first-order"])

@@ -16,7 +16,7 @@ from PIL import Image
 
 from nst_helpers import STYLE_LAYERS
 from nst_helpers import widgets as lab_module
-from nst_helpers.balance import balanced_ratio
+from nst_helpers.balance import QUICK_FACTOR, balanced_ratio
 from nst_helpers.widgets import LabSettings, StyleLab, lab_preset
 
 
@@ -50,9 +50,16 @@ def lab(data_dir, tmp_path):
 
 
 def test_presets_follow_the_device():
-    assert lab_preset("cpu", smoke=False) == lab_module.Preset(128, 100, "cpu")
+    assert lab_preset("cpu", smoke=False) == lab_module.Preset(128, 100, "cpu", quick=True)
     assert lab_preset("cuda", smoke=False).size == 512  # the paper's size
     assert lab_preset("cuda", smoke=True) == lab_module.Preset(32, 3, "smoke")
+
+
+def test_quick_presets_start_from_the_photo_with_more_content():
+    cpu, gpu = lab_preset("cpu", smoke=False), lab_preset("cuda", smoke=False)
+    assert (cpu.init, gpu.init) == ("content", "noise")  # the paper's noise where runs converge
+    assert cpu.ratio == pytest.approx(QUICK_FACTOR * balanced_ratio(cpu.size))
+    assert gpu.ratio == pytest.approx(balanced_ratio(gpu.size))
 
 
 def test_settings_become_transfer_arguments():
@@ -86,10 +93,12 @@ def test_smoothness_defaults_to_the_engine_and_unticks_to_the_papers_loss(lab, t
 def test_controls_start_from_the_paper(lab):
     settings = lab.settings()
     assert settings.style_layers == STYLE_LAYERS and settings.content_layer == "relu4_2"
-    assert (settings.pooling, settings.init, settings.optimizer) == ("avg", "noise", "lbfgs")
+    assert (settings.pooling, settings.optimizer) == ("avg", "lbfgs")
+    # on a CPU the lab's runs are quick (100 steps): from the photo, with quick_ratio (balance); else noise
+    assert settings.init == ("content" if lab.preset.quick else "noise") == lab.preset.init
     assert [t.description for t in lab.layer_toggles.values()] == ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
     assert lab.ratio.min == -6 and lab.ratio.max == 0  # a log slider over 1e-6 .. 1e0
-    assert lab.ratio.value == pytest.approx(balanced_ratio(32))
+    assert lab.ratio.value == pytest.approx((QUICK_FACTOR if lab.preset.quick else 1) * balanced_ratio(32))
     assert "known after the first run" in lab.estimate.value
 
 
