@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: lab test install figures bench lint clean
+.PHONY: lab test install figures bench book lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,18 @@ test: $(STAMP)
 figures: $(STAMP)
 	$(PY) -m nst_helpers figures --out figures/
 
+# The series as a static website with every output (Jupyter Book): book/_build/html/index.html.
+# Executes each notebook at its CPU preset, cached: a second build re-runs only changed notebooks.
+# BOOK_ARGS passes more options, e.g. BOOK_ARGS=--all to rebuild every page.
+BOOK_STAMP := $(VENV)/.book
+BOOK_ARGS ?=
+$(BOOK_STAMP): pyproject.toml | $(STAMP)
+	$(PY) -m pip install -q -e ".[dev,book]"
+	touch $(BOOK_STAMP)
+
+book: $(BOOK_STAMP)
+	$(VENV)/bin/jupyter-book build . --config book/_config.yml --toc book/_toc.yml --path-output book $(BOOK_ARGS)
+
 bench: $(STAMP)
 	$(PY) benchmarks/bench.py
 
@@ -40,4 +52,4 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check nst_helpers tests benchmarks scripts
 
 clean:
-	rm -rf $(VENV) .pytest_cache figures
+	rm -rf $(VENV) .pytest_cache figures book/_build
