@@ -35,7 +35,7 @@ figures: $(STAMP)
 
 # The series as a static website with every output (Jupyter Book): book/_build/html/index.html.
 # Executes each notebook at its CPU preset, cached: a second build re-runs only changed notebooks.
-# BOOK_ARGS passes more options, e.g. BOOK_ARGS=--all to rebuild every page.
+# MPLBACKEND is unset there so that figures show inline (Agg would drop them). BOOK_ARGS passes more options, e.g. BOOK_ARGS=--all to rebuild every page.
 BOOK_STAMP := $(VENV)/.book
 BOOK_ARGS ?=
 $(BOOK_STAMP): pyproject.toml | $(STAMP)
@@ -43,7 +43,7 @@ $(BOOK_STAMP): pyproject.toml | $(STAMP)
 	touch $(BOOK_STAMP)
 
 book: $(BOOK_STAMP)
-	$(VENV)/bin/jupyter-book build . --config book/_config.yml --toc book/_toc.yml --path-output book $(BOOK_ARGS)
+	env -u MPLBACKEND $(VENV)/bin/jupyter-book build . --config book/_config.yml --toc book/_toc.yml --path-output book $(BOOK_ARGS)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench.py
