@@ -66,8 +66,12 @@ class Preset:
 
     @property
     def ratio(self) -> float:
-        """A balanced alpha/beta for this preset: ``balance.quick_ratio`` or ``balance.balanced_ratio``."""
-        return quick_ratio(self.size) if self.quick else balanced_ratio(self.size)
+        """A balanced alpha/beta for this preset's size (``ratio_at``)."""
+        return self.ratio_at(self.size)
+
+    def ratio_at(self, size: int) -> float:
+        """A balanced alpha/beta for runs like this preset's at ``size`` px: ``balance.quick_ratio`` or ``balanced_ratio``."""
+        return quick_ratio(size) if self.quick else balanced_ratio(size)
 
 
 def lab_preset(device: str | torch.device | None = None, smoke: bool | None = None) -> Preset:
@@ -280,7 +284,7 @@ class StyleLab:
         self._live: dict[str, list] = {"step": [], "content": [], "style": []}
         self._last_draw = self._started = 0.0
         size = size or self.preset.size
-        self._ratio = ratio or (quick_ratio(size) if self.preset.quick else balanced_ratio(size))
+        self._ratio = ratio or self.preset.ratio_at(size)
         self._build(size, steps or self.preset.steps, content, style)
         self._preview("content")
         self._preview("style")
