@@ -35,7 +35,8 @@ figures: $(STAMP)
 
 # The series as a static website with every output (Jupyter Book): book/_build/html/index.html.
 # Executes each notebook at its CPU preset, cached: a second build re-runs only changed notebooks.
-# MPLBACKEND is unset there so that figures show inline (Agg would drop them). BOOK_ARGS passes more options, e.g. BOOK_ARGS=--all to rebuild every page.
+# MPLBACKEND is unset there so that figures show inline (Agg would drop them); NST_PROGRESS=0 leaves out
+# progress bars, which a page read later does not need. BOOK_ARGS passes more options, e.g. BOOK_ARGS=--all to rebuild every page.
 BOOK_STAMP := $(VENV)/.book
 BOOK_ARGS ?=
 $(BOOK_STAMP): pyproject.toml | $(STAMP)
@@ -43,7 +44,7 @@ $(BOOK_STAMP): pyproject.toml | $(STAMP)
 	touch $(BOOK_STAMP)
 
 book: $(BOOK_STAMP)
-	env -u MPLBACKEND $(VENV)/bin/jupyter-book build . --config book/_config.yml --toc book/_toc.yml --path-output book $(BOOK_ARGS)
+	env -u MPLBACKEND NST_PROGRESS=0 $(VENV)/bin/jupyter-book build . --config book/_config.yml --toc book/_toc.yml --path-output book $(BOOK_ARGS)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench.py

@@ -95,7 +95,15 @@ from .balance import NORMALISED_TV_WEIGHT, paper_ratio
 from .features import STYLE_LAYERS, VGG19Features, load_vgg19, paper_name, pick_device
 from .grain import grain
 from .losses import style_layer_loss
-from .optimize import Result, _device_of, _style_targets, reconstruct_content, synthesize_texture, transfer
+from .optimize import (
+    Result,
+    _device_of,
+    _style_targets,
+    progress_bar,
+    reconstruct_content,
+    synthesize_texture,
+    transfer,
+)
 
 __all__ = [
     "content_reconstructions",
@@ -640,7 +648,6 @@ def make_figures(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from tqdm.auto import tqdm
 
     unknown = [name for name in only if name not in _MAKERS]
     if unknown:
@@ -655,7 +662,7 @@ def make_figures(
     vgg = figure_network(device, pooling=pooling)
     stats_path = out / "stats.json"
     stats: dict[str, Any] = json.loads(stats_path.read_text()) if stats_path.exists() else {}
-    bar = tqdm(total=sum(_RUNS[name] for name in only), desc="figures (runs)", unit="run", disable=not progress)
+    bar = progress_bar(sum(_RUNS[name] for name in only), "figures (runs)", progress, unit="run")
     options = {"steps": steps, "extractor": vgg, "optimizer": optimizer, "seed": seed, "progress": progress}
     ctx = _Context(size=size, steps=steps, vgg=vgg, options=options, init=init, tick=bar.update)
     try:

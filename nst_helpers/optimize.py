@@ -137,6 +137,18 @@ def _device_of(module: torch.nn.Module) -> torch.device:
     return next(module.buffers()).device
 
 
+def progress_bar(total: int, description: str, enabled: bool = True, **kwargs: Any):
+    """A tqdm bar (a widget in Jupyter, text elsewhere), off when ``enabled`` is false or ``NST_PROGRESS=0``.
+
+    ``NST_PROGRESS=0`` is for pages executed once and read later (``make book``): there a
+    live bar is noise, and a widget bar needs JavaScript from a CDN to show at all.
+    """
+    from tqdm.auto import tqdm
+
+    enabled = enabled and os.environ.get("NST_PROGRESS", "1") != "0"
+    return tqdm(total=total, desc=description, disable=not enabled, **kwargs)
+
+
 @dataclass
 class Progress:
     """What a callback sees: the step reached, the losses there and the current image."""
@@ -218,8 +230,6 @@ def optimize_image(
         L-BFGS reads the loss as a Python float at every evaluation (its line
         search branches on it), so it syncs once per evaluation by design.
     """
-    from tqdm.auto import tqdm
-
     start = time.perf_counter()
     x = init.detach().clone().requires_grad_(True)
     best_loss = torch.tensor(math.inf, device=x.device)  # () or (B,) for per-image losses
@@ -237,7 +247,7 @@ def optimize_image(
         )
     else:
         optimizer = torch.optim.Adam([x], lr=options.lr or 0.02)
-    bar = tqdm(total=options.steps, desc=description, disable=not options.progress, leave=False)
+    bar = progress_bar(options.steps, description, options.progress, leave=False)
 
     def check(total: Tensor, parts: dict[str, Tensor], report: bool) -> None:
         value = float(total.sum())  # the one host-device sync, every `every` evaluations

@@ -8,6 +8,7 @@ they fail: CI must exercise them.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,23 @@ def smooth_image() -> torch.Tensor:
     g = 0.5 + 0.5 * torch.cos(5 * y - 2 * x)
     b = (x + y) / 2
     return torch.stack([r, g, b]).unsqueeze(0)
+
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """Headless Chromium driven by Playwright (Debian's binary: /work/shared/BROWSER.md); skips without it."""
+    path = shutil.which("chromium")
+    if path is None:
+        pytest.skip("Chromium is not installed, so this cannot be tested in a real browser: "
+                    "install Debian's package with `apt-get install chromium` (.ci/run does this as root)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()

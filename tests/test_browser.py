@@ -29,17 +29,7 @@ import pytest
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
 TIMEOUT_MS = 180_000  # kernel start + loading VGG-19 on a busy 2-core CPU
-
-
-def _chromium() -> str:
-    path = shutil.which("chromium")
-    if path is None:
-        pytest.skip("Chromium is not installed, so the lab cannot be tested in a real browser: "
-                    "install Debian's package with `apt-get install chromium` (.ci/run does this as root)")
-    return path
 
 
 def _free_port() -> int:
@@ -114,9 +104,9 @@ def jupyterlab(root: Path, data_dir: Path, smoke: bool = True):
 
 
 @pytest.fixture(scope="module")
-def lab_server(tmp_path_factory, data_dir):
+def lab_server(tmp_path_factory, data_dir, chromium):
     """A private JupyterLab with NST_SMOKE=1 (32 px, 3 steps), stopped when the module's tests end."""
-    _chromium()  # no server at all when there is no browser to drive it
+    # (``chromium`` first: no server at all when there is no browser to drive it)
     with jupyterlab(tmp_path_factory.mktemp("jupyter"), data_dir) as url:
         yield url
 
@@ -137,44 +127,40 @@ def open_lab(page, url: str) -> None:
     page.locator(".nst-lab").wait_for(timeout=TIMEOUT_MS)
 
 
-def test_lab_in_jupyterlab(lab_server, tmp_path):
-    playwright = pytest.importorskip("playwright.sync_api")
-    chromium = _chromium()
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1600})
-            open_lab(page, lab_server)
-            page.locator(".nst-lab").scroll_into_view_if_needed()
-            page.screenshot(path=tmp_path / "1-built.png")
+def test_lab_in_jupyterlab(lab_server, chromium, tmp_path):
+    page = chromium.new_page(viewport={"width": 1400, "height": 1600})
+    try:
+        open_lab(page, lab_server)
+        page.locator(".nst-lab").scroll_into_view_if_needed()
+        page.screenshot(path=tmp_path / "1-built.png")
 
-            # The alpha/beta slider: keyboard steps of 0.1 decade to the left, from 1e-2 towards 1e-3.
-            readout = page.locator(".nst-lab-ratio .widget-readout")
-            before = float(readout.inner_text())
-            handle = page.locator(".nst-lab-ratio .noUi-handle")
-            for _ in range(10):
-                handle.press("ArrowLeft")
-                page.wait_for_timeout(200)  # let each value reach the kernel and echo back
-            page.wait_for_timeout(1000)
-            moved = float(readout.inner_text())
-            assert moved < before / 1.5, (before, moved)
+        # The alpha/beta slider: keyboard steps of 0.1 decade to the left, from 1e-2 towards 1e-3.
+        readout = page.locator(".nst-lab-ratio .widget-readout")
+        before = float(readout.inner_text())
+        handle = page.locator(".nst-lab-ratio .noUi-handle")
+        for _ in range(10):
+            handle.press("ArrowLeft")
+            page.wait_for_timeout(200)  # let each value reach the kernel and echo back
+        page.wait_for_timeout(1000)
+        moved = float(readout.inner_text())
+        assert moved < before / 1.5, (before, moved)
 
-            image = page.locator("img.nst-lab-image")
-            src_before = image.get_attribute("src")
-            page.locator(".nst-lab-run").click()
-            cards = page.locator(".nst-lab-history .nst-lab-card")
-            cards.first.wait_for(timeout=TIMEOUT_MS)
-            page.wait_for_function("!document.querySelector('.nst-lab-run').disabled", timeout=30_000)  # idle again
-            page.screenshot(path=tmp_path / "2-after-run.png")
+        image = page.locator("img.nst-lab-image")
+        src_before = image.get_attribute("src")
+        page.locator(".nst-lab-run").click()
+        cards = page.locator(".nst-lab-history .nst-lab-card")
+        cards.first.wait_for(timeout=TIMEOUT_MS)
+        page.wait_for_function("!document.querySelector('.nst-lab-run').disabled", timeout=30_000)  # idle again
+        page.screenshot(path=tmp_path / "2-after-run.png")
 
-            assert cards.count() == 1
-            assert image.get_attribute("src") != src_before, "the result image did not change"
-            caption = cards.first.inner_text()
-            shown = float(caption.split("α/β = ")[1].split()[0])
-            assert shown == pytest.approx(moved, rel=0.06), caption  # the slider's value reached the kernel
-            message = page.locator(".nst-lab-message").inner_text()
-            assert "Finished" in message, message
-            errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']")
-            assert errors.count() == 0, errors.first.inner_text()
-        finally:
-            browser.close()
+        assert cards.count() == 1
+        assert image.get_attribute("src") != src_before, "the result image did not change"
+        caption = cards.first.inner_text()
+        shown = float(caption.split("α/β = ")[1].split()[0])
+        assert shown == pytest.approx(moved, rel=0.06), caption  # the slider's value reached the kernel
+        message = page.locator(".nst-lab-message").inner_text()
+        assert "Finished" in message, message
+        errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']")
+        assert errors.count() == 0, errors.first.inner_text()
+    finally:
+        page.close()
