@@ -236,3 +236,13 @@ def test_a_normalised_extractor_gets_the_normalised_smoothing(smooth_image):
     assert vgg.normalized
     result = transfer(smooth_image, smooth_image.flip(-1), steps=1, extractor=vgg, progress=False)
     assert result.settings["tv_weight"] == NORMALISED_TV_WEIGHT
+
+
+def test_progress_bar_is_off_with_nst_progress_0(monkeypatch):
+    from nst_helpers.optimize import progress_bar
+
+    monkeypatch.delenv("NST_PROGRESS", raising=False)
+    assert not progress_bar(3, "run").disable
+    assert progress_bar(3, "run", enabled=False).disable
+    monkeypatch.setenv("NST_PROGRESS", "0")  # what `make book` sets: no live bars in a page read later
+    assert progress_bar(3, "run").disable
