@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw
 
 import nst_helpers as nst
 from nst_helpers.balance import ratio_at
-from nst_helpers.grain import grain
+from nst_helpers.stats import grain
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from grain_study import RUNS, image_path  # noqa: E402  (the sibling benchmark's run folder and image paths)

@@ -124,30 +124,23 @@ def pair(size: int) -> tuple[torch.Tensor, torch.Tensor]:
 def time_step(vgg, size: int, precision: str, channels_last: bool, device: torch.device,
               reps: int) -> tuple[float, float, int]:
     """Best and median seconds of one engine evaluation (objective + backward), and peak CUDA bytes."""
-    from nst_helpers.optimize import (
-        Options,
-        _content_targets,
-        _keep_cpu_memory,
-        _make_objective,
-        _prepare_network,
-        _style_targets,
-    )
+    from nst_helpers.objective import content_targets, objective, style_targets
+    from nst_helpers.speed import keep_cpu_memory, prepare_network
 
     content, style = pair(size)
-    options = Options(precision=precision, channels_last=channels_last, extractor=vgg)
-    cl = _prepare_network(vgg, options)
-    content_targets = _content_targets(vgg, content, ["relu4_2"], "fp32")
-    style_targets = _style_targets(vgg, style, STYLE_LAYERS, tuple(content.shape[-2:]), precision)
-    objective = _make_objective(vgg, content_targets, style_targets, 1.0, BETA, None, precision, cl)
+    cl = prepare_network(vgg, channels_last, owned=True)  # this benchmark's own network: switched to the layout timed
+    loss = objective(vgg, content_targets(vgg, content, ["relu4_2"]),
+                     style_targets(vgg, style, STYLE_LAYERS, tuple(content.shape[-2:]), precision),
+                     1.0, BETA, None, precision, cl)
     x = torch.rand(content.shape, generator=torch.Generator().manual_seed(0)).to(device).requires_grad_(True)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     times = []
-    with _keep_cpu_memory(device.type == "cpu"):  # as the engine's runs do
+    with keep_cpu_memory(device.type == "cpu"):  # as the engine's runs do
         for i in range(reps + 2):  # two warm-ups: allocator, cuDNN autotuning, oneDNN kernels
             sync(device)
             start = time.perf_counter()
-            total, _ = objective(x)
+            total, _ = loss(x)
             total.backward()
             x.grad = None
             sync(device)
@@ -258,7 +251,7 @@ def compare_processes(size: int, steps: int, device: torch.device, threads: int 
 def compare_batch(vgg, size: int, runs: int, steps: int) -> tuple[float, float]:
     """Seconds per run for ``runs`` Adam transfers, batched and one by one."""
     from nst_helpers import transfer
-    from nst_helpers.optimize import transfer_batch
+    from nst_helpers.runs import transfer_batch
 
     content, style = pair(size)
     settings = [{"alpha": 10.0**-k, "beta": 1.0} for k in range(runs)]

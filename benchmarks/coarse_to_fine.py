@@ -3,7 +3,7 @@
     python benchmarks/coarse_to_fine.py --size 512 --steps 100 --splits 60:18,90:40 --out /tmp/c2f.png
 
 Single-scale runs ``--steps`` L-BFGS evaluations at ``--size``; coarse-to-fine
-runs ``transfer(..., scales=(size/2, size), scale_steps=(a, b))`` for a few splits.
+runs ``coarse_to_fine(..., scales=(size/2, size), scale_steps=(a, b))`` for a few splits.
 Each final image is scored the same way, whatever produced it: the paper's
 total loss at full size, and again at half size (the image downsampled): the
 half-size loss sees the picture through receptive fields twice as large, a
@@ -13,7 +13,7 @@ loss is also printed term by term: the deep layers' style terms measure the
 large-scale structure on neutral ground.
 Time is wall-clock time (synchronised on a GPU): run it on a quiet machine.
 The coarse pass's beta is scaled by its share of the positions, as
-``transfer`` does (see ``optimize._coarse_to_fine``).
+``coarse_to_fine`` does (see ``runs.coarse_to_fine``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ import torch
 
 from nst_helpers import STYLE_LAYERS, content_loss, load_image, load_vgg19, style_layer_loss, transfer
 from nst_helpers.images import resize
-from nst_helpers.optimize import _content_targets, _device_of, _make_objective, _style_targets
+from nst_helpers.objective import content_targets, objective, style_targets
+from nst_helpers.runs import coarse_to_fine
+from nst_helpers.speed import device_of
 
 BETA = 1e2
 
@@ -38,17 +40,17 @@ def clock(device: torch.device) -> float:
 
 def targets(vgg, content: torch.Tensor, style: torch.Tensor) -> tuple[dict, dict]:
     """The photo's relu4_2 responses and the painting's Grams at the content's size, in fp32."""
-    return (_content_targets(vgg, content, ["relu4_2"], "fp32"),
-            _style_targets(vgg, style, STYLE_LAYERS, tuple(content.shape[-2:]), "fp32"))
+    return (content_targets(vgg, content, ["relu4_2"]),
+            style_targets(vgg, style, STYLE_LAYERS, tuple(content.shape[-2:])))
 
 
 def scorer(vgg, content: torch.Tensor, photo_and_grams: tuple[dict, dict], beta: float):
     """image -> the total loss (eq. 7) of that image at the content's size."""
-    objective = _make_objective(vgg, *photo_and_grams, 1.0, beta, None, "fp32")
+    loss = objective(vgg, *photo_and_grams, 1.0, beta)
 
     def score(image: torch.Tensor) -> float:
         with torch.no_grad():
-            return float(objective(resize(image, tuple(content.shape[-2:])).to(_device_of(vgg)))[0])
+            return float(loss(resize(image, tuple(content.shape[-2:])).to(device_of(vgg)))[0])
 
     return score
 
@@ -60,7 +62,7 @@ def terms(vgg, photo_and_grams: tuple[dict, dict], beta: float):
     no pass of either method had an advantage; the half-size loss is, after
     all, what the coarse pass itself minimised.
     """
-    device = _device_of(vgg)
+    device = device_of(vgg)
     photo, grams = photo_and_grams[0]["relu4_2"], photo_and_grams[1]
 
     def by_term(image: torch.Tensor) -> dict[str, float]:
@@ -86,7 +88,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     vgg = load_vgg19("caffe", pooling="avg", device=args.device)
-    device = _device_of(vgg)
+    device = device_of(vgg)
     content, style = load_image("tubingen", args.size), load_image("starry_night", args.size)
     half = args.size // 2
     full_targets = targets(vgg, content, style)
@@ -94,7 +96,7 @@ def main() -> None:
     small = load_image("tubingen", half)  # the half-size score keeps the full size's balance, as transfer's passes do
     positions = small.shape[-1] * small.shape[-2] / (content.shape[-1] * content.shape[-2])
     score_half = scorer(vgg, small, targets(vgg, small, load_image("starry_night", half)), BETA * positions)
-    common = dict(beta=BETA, extractor=vgg, progress=False)
+    common = dict(beta=BETA, init="noise", extractor=vgg, progress=False)
 
     # Single scale, with a snapshot and a timestamp at every evaluation.
     trace: list[tuple[float, torch.Tensor]] = []
@@ -117,7 +119,7 @@ def main() -> None:
     for split in args.splits.split(","):
         coarse, fine = (int(n) for n in split.split(":"))
         start = clock(device)
-        result = transfer(content, style, scales=(half, args.size), scale_steps=(coarse, fine), **common)
+        result = coarse_to_fine(content, style, (half, args.size), (coarse, fine), **common)
         seconds = clock(device) - start
         same_time = single_at(seconds)
         print(f"| coarse-to-fine {half}:{coarse} + {args.size}:{fine} | {seconds:.1f} | {score_full(result.image):.4g} | "

@@ -2,18 +2,28 @@
 
 Neural style transfer after Gatys, Ecker & Bethge, "A Neural Algorithm of
 Artistic Style" (2015) and "Image Style Transfer Using Convolutional Neural
-Networks" (CVPR 2016). One module per concept:
+Networks" (CVPR 2016). One module per concept, where to find each of the paper's ideas:
 
-* ``features``: VGG-19 with the paper's layer names (``load_vgg19``)
-* ``losses``: the paper's equations as pure tensor functions (and the total-variation term)
-* ``balance``: the alpha/beta balance of eq. 7 across sizes and networks
-* ``grain``: how grainy a picture is (pixel-level energy neither input has)
-* ``optimize``: the one optimisation engine (content, texture, transfer)
+* ``features``: VGG-19 with the paper's layer names, the normalised network (``load_vgg19``)
+* ``losses``: eqs. 1-7 as pure tensor functions: content loss, Gram matrix, style loss, total
+  loss (and the total-variation term, not in the paper)
+* ``objective``: eq. 7 as a function of the image: targets computed once, the white-noise start
+* ``optimize``: the one optimisation engine (L-BFGS or Adam on the pixels) and the paper's
+  three tasks: ``reconstruct_content``, ``synthesize_texture``, ``transfer``
+* ``runs``: the runs behind the figures (Fig. 1 rows, Fig. 2, the Fig. 3 grid), coarse-to-fine
+  passes, batches of transfers
+* ``balance``: the alpha/beta balance of eq. 7 across sizes, starts and networks
+* ``stats``: statistics that check the pictures (PSNR, autocorrelation length, E_l per layer,
+  the grain figure)
+* ``speed``: what makes runs fast without changing them (bf16, memory layout, the network
+  cache, the CPU allocator)
 * ``images``: loading, saving and the paper's sample images
 * ``plotting``: showing images and loss curves in notebooks
+* ``widgets``: the interactive lab (notebook 05); ``figures``: the paper's figures
+  (``make figures``); ``cli``: the command line
 """
 
-from .balance import balanced_ratio, default_beta, paper_ratio
+from .balance import balanced_ratio, default_beta, default_init, paper_ratio
 from .features import (
     CONV_LAYERS,
     LAYER_NAMES,
@@ -23,7 +33,6 @@ from .features import (
     load_vgg19,
     pick_device,
 )
-from .grain import grain
 from .images import SAMPLES, load_image, sample_image, save_image, to_pil
 from .losses import (
     content_loss,
@@ -34,6 +43,7 @@ from .losses import (
     total_loss,
     total_variation,
 )
+from .objective import white_noise
 from .optimize import (
     Options,
     Progress,
@@ -42,8 +52,9 @@ from .optimize import (
     reconstruct_content,
     synthesize_texture,
     transfer,
-    transfer_batch,
 )
+from .runs import coarse_to_fine, transfer_batch
+from .stats import grain
 
 __version__ = "0.1.0"
 
@@ -57,8 +68,10 @@ __all__ = [
     "STYLE_LAYERS",
     "VGG19Features",
     "balanced_ratio",
+    "coarse_to_fine",
     "content_loss",
     "default_beta",
+    "default_init",
     "grain",
     "gram_matrix",
     "layer_shapes",
@@ -79,4 +92,5 @@ __all__ = [
     "total_variation",
     "transfer",
     "transfer_batch",
+    "white_noise",
 ]

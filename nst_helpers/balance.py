@@ -8,7 +8,7 @@ a constant of the method:
   responses at relu4_2, so it grows with the number of positions M, while
   eq. 4 divides by N^2 M^2 and the Gram (eq. 3) sums over M, so a style term
   is per position. The same picture at S px instead of S_0 px needs the ratio
-  times ``(S_0 / S)^2`` (``ratio_at``; checked by tiling in ``figures``).
+  times ``(S_0 / S)^2`` (``ratio_at``; checked by tiling: ``benchmarks/PAPER_RATIO.md``).
 * **It depends on the loss's conventions and the network's scale.** Other
   codes divide the Gram by M or N M and use mean squared errors
   (``losses``: the conversions), and the raw Caffe VGG-19 has responses
@@ -27,17 +27,22 @@ Two measured anchors, each a ratio at a reference size, and that one rule:
 * ``paper_ratio(r, size)``: the paper's ratio r (Fig. 2, 3) for the
   *normalised* network ``make figures`` uses: ``r x PAPER_FACTOR`` at
   ``PAPER_REFERENCE_SIZE`` = 128 px, measured by matching the paper's
-  pictures by eye (``figures``' module docstring).
+  pictures by eye (``benchmarks/PAPER_RATIO.md``).
 
-Quick runs are a third case. The CPU presets (128-144 px, 100 evaluations)
-stop long before convergence: from white noise the photo has not come back
-yet, the picture leans to the painting, and a coarse dot lattice (period
-about 8 px) is left in flat skies. They start from the photo
-(``QUICK_START``) and weigh content ``QUICK_FACTOR`` times more than the
-size rule says (``quick_ratio``): measured at 144 px, 100 evaluations, on four
+Small images are a third case (``QUICK_BELOW``: the CPU presets, 128-144 px).
+From white noise the photo does not come back under a strong painting, at any
+budget tried: at 128 px with The Scream after 100, 200 and 300 evaluations
+alike (grain 0.84, 0.80, 0.79), the town unreadable; at 192 px, 300
+evaluations, barely; at 256 px it reads after 150 evaluations already. More
+content from noise brings back a coarse dot lattice (period about 8 px) in
+flat skies. So below ``QUICK_BELOW`` runs start from the photo
+(``QUICK_START``) and weigh content ``QUICK_FACTOR`` times more than the size
+rule says (``quick_ratio``): measured at 144 px, 100 evaluations, on four
 paintings, against the rule alone, x10, from noise, and coarse-to-fine
-(``benchmarks/PICTURES.md``, section 4). The paper starts from noise; its
-Fig. 6 (2016) shows the start matters little once converged.
+(``benchmarks/PICTURES.md``, section 4). ``default_init`` and
+``default_ratio`` apply this; ``transfer``, the command line, the lab and
+notebook 04 call them. The paper starts from noise; its Fig. 6 (2016) shows
+the start matters little once converged.
 
 The total-variation term (``losses.total_variation``, not in the paper) has
 its own balance, against the content term: its weight is per unit of alpha,
@@ -60,9 +65,12 @@ __all__ = [
     "default_tv_weight",
     "ratio_at",
     "balanced_ratio",
+    "QUICK_BELOW",
     "QUICK_START",
     "QUICK_FACTOR",
     "quick_ratio",
+    "default_init",
+    "default_ratio",
     "default_beta",
     "paper_ratio",
 ]
@@ -72,7 +80,7 @@ REFERENCE_SIZE = 256
 #: alpha/beta for a balanced picture at ``REFERENCE_SIZE`` with the default network and loss: the most
 #: stylised of 1e-3, 3e-3, 1e-2 at which the houses and the church read in all three paintings (measured).
 BALANCED_RATIO = 3e-3
-#: Long edge (px) at which ``PAPER_FACTOR`` was measured (``figures``).
+#: Long edge (px) at which ``PAPER_FACTOR`` was measured (``benchmarks/PAPER_RATIO.md``).
 PAPER_REFERENCE_SIZE = 128
 #: Our alpha/beta over the paper's for the same picture, normalised network, at ``PAPER_REFERENCE_SIZE``.
 PAPER_FACTOR = 1e-3
@@ -118,7 +126,10 @@ def balanced_ratio(size: float) -> float:
     return ratio_at(BALANCED_RATIO, size)
 
 
-#: Where quick runs (CPU presets, ~100 evaluations) start: the photo, not the paper's white noise.
+#: Below this long edge (px) runs start from the photo (``QUICK_START``) at ``quick_ratio``: from noise the
+#: town stayed unreadable at 128 px (100-300 evaluations) and barely read at 192 px; at 256 px it reads.
+QUICK_BELOW = REFERENCE_SIZE
+#: Where runs below ``QUICK_BELOW`` start: the photo, not the paper's white noise.
 QUICK_START = "content"
 #: How much more content quick runs need than ``balanced_ratio``: at 144 px, 100 evaluations from the photo, x1
 #: left the town unreadable under Starry Night and The Scream, x10 washed the paintings out (looked at, 4 paintings).
@@ -133,9 +144,23 @@ def quick_ratio(size: float) -> float:
     return QUICK_FACTOR * balanced_ratio(size)
 
 
-def default_beta(size: float, alpha: float = 1.0) -> float:
-    """The style weight that, with ``alpha``, gives ``balanced_ratio(size)``: ``transfer``'s default beta."""
-    return alpha / balanced_ratio(size)
+def default_init(size: float) -> str:
+    """Where a transfer of ``size`` px starts by default: the photo below ``QUICK_BELOW``, else white noise."""
+    return QUICK_START if size < QUICK_BELOW else "noise"
+
+
+def default_ratio(size: float, init: object = None) -> float:
+    """A balanced alpha/beta for a transfer of ``size`` px starting from ``init`` (default ``default_init``).
+
+    ``quick_ratio`` for a run from the photo below ``QUICK_BELOW``, else ``balanced_ratio``.
+    """
+    init = default_init(size) if init is None else init
+    return quick_ratio(size) if size < QUICK_BELOW and init == QUICK_START else balanced_ratio(size)
+
+
+def default_beta(size: float, alpha: float = 1.0, init: object = None) -> float:
+    """The style weight that, with ``alpha``, gives ``default_ratio(size, init)``: ``transfer``'s default beta."""
+    return alpha / default_ratio(size, init)
 
 
 def paper_ratio(ratio: float, size: float) -> float:

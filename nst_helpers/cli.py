@@ -8,6 +8,8 @@ from collections.abc import Sequence
 
 from .features import STYLE_LAYERS
 
+__all__ = ["build_parser", "main"]
+
 
 def _add_common(p: argparse.ArgumentParser, size: int | None = 256, steps: int | None = 300,
                 size_help: str = "long edge of the result in px (default 256)",
@@ -16,7 +18,8 @@ def _add_common(p: argparse.ArgumentParser, size: int | None = 256, steps: int |
     p.add_argument("--size", type=int, default=size, help=size_help)
     p.add_argument("--steps", type=int, default=steps, help=steps_help)
     p.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs")
-    p.add_argument("--init", choices=["noise", "content", "style"], default="noise")
+    p.add_argument("--init", choices=["noise", "content", "style"], default=None,
+                   help="where runs start (default: white noise from 256 px up, the photo below: balance.default_init)")
     p.add_argument("--pooling", choices=["max", "avg"], default="avg")
     p.add_argument("--weights", default="caffe", help="caffe (offline), torchvision, random, or a .pth path")
     p.add_argument("--normalize", action="store_true", help="the paper's normalised network")
@@ -25,8 +28,10 @@ def _add_common(p: argparse.ArgumentParser, size: int | None = 256, steps: int |
 
 
 def _transfer(args: argparse.Namespace) -> int:
+    from .balance import default_init, default_ratio
     from .images import load_image, save_image
     from .optimize import transfer
+    from .runs import coarse_to_fine
 
     scales = _scales(args.scales) if args.scales else None
     if scales and args.size not in (None, scales[-1]):
@@ -34,13 +39,17 @@ def _transfer(args: argparse.Namespace) -> int:
     size = scales[-1] if scales else args.size or 256
     content = load_image(args.content, size)
     style = load_image(args.style, size)
-    result = transfer(
-        content, style, alpha=args.alpha, beta=args.beta, content_layer=args.content_layer,
-        style_layers=args.style_layers.split(","), scales=scales, steps=args.steps, optimizer=args.optimizer,
-        **({} if args.tv_weight is None else {"tv_weight": args.tv_weight}),
-        init=args.init, pooling=args.pooling, weights=args.weights, normalize=args.normalize,
+    init = args.init or default_init(size)
+    if args.init is None and init != "noise":
+        print(f"starting from the photo: at {size} px white noise leaves it unreadable (balance.default_init); "
+              f"alpha/beta {default_ratio(size, init):.2g}. --init noise for the paper's start", file=sys.stderr)
+    common = dict(
+        alpha=args.alpha, beta=args.beta, content_layer=args.content_layer, style_layers=args.style_layers.split(","),
+        steps=args.steps, optimizer=args.optimizer, **({} if args.tv_weight is None else {"tv_weight": args.tv_weight}),
+        init=init, pooling=args.pooling, weights=args.weights, normalize=args.normalize,
         device=args.device, seed=args.seed, precision=args.precision,
     )
+    result = coarse_to_fine(content, style, scales, **common) if scales else transfer(content, style, **common)
     path = save_image(result.image, args.output)
     h = result.history
     i = result.best_step - 1
@@ -69,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("-o", "--output", required=True, help="where to save the result (PNG, JPEG)")
     t.add_argument("--alpha", type=float, default=1.0, help="content weight (eq. 7)")
     t.add_argument("--beta", type=float, default=None,
-                   help="style weight (eq. 7); default: balanced for the size (nst_helpers.balance.default_beta)")
+                   help="style weight (eq. 7); default: balanced for the size and start (nst_helpers.balance.default_beta)")
     t.add_argument("--tv-weight", type=float, default=None,
                    help="total-variation weight, against the grain the paper's loss cannot see (default: "
                         "nst_helpers.balance.default_tv_weight; 0 is the paper's loss)")

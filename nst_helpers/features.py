@@ -32,15 +32,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-__all__ = [
-    "LAYER_NAMES",
-    "CONV_LAYERS",
-    "STYLE_LAYERS",
-    "VGG19Features",
-    "load_vgg19",
-    "pick_device",
-    "check_layers",
-]
+__all__ = ["check_layers", "CONV_LAYERS", "LAYER_NAMES", "layer_shapes", "load_vgg19", "min_size",
+    "normalization_means", "normalize_state", "paper_name", "pick_device", "STYLE_LAYERS", "VGG19Features"]
 
 # Convolutions per block in VGG-19 ("E" configuration of Simonyan & Zisserman).
 _BLOCKS = (2, 2, 4, 4, 4)
@@ -329,6 +322,7 @@ def load_vgg19(
     pooling: Literal["max", "avg"] = "max",
     device: str | torch.device | None = None,
     normalize: bool = False,
+    channels_last: bool | None = None,
 ) -> VGG19Features:
     """Build VGG-19's feature layers and load weights into them.
 
@@ -346,6 +340,10 @@ def load_vgg19(
             see ``normalization_means``). The scaling is computed with max
             pooling, then the pooling is swapped, as in the paper; responses
             are the original ones divided by a positive factor per channel.
+        channels_last: the weights' memory layout, NHWC or NCHW; ``None``: NHWC on
+            CUDA and CPU, where the engine's steps measured faster with it (cuDNN's
+            bf16 kernels; oneDNN, 0-8 %: ``benchmarks/RESULTS.md``), NCHW elsewhere.
+            The responses are the same either way, to rounding.
 
     Returns:
         A frozen ``VGG19Features`` in eval mode.
@@ -372,7 +370,11 @@ def load_vgg19(
         raise ValueError(f"Weights are missing {len(missing)} tensors, e.g. {missing[0]}")
     model.load_state_dict({**model.state_dict(), **state})
     model.normalized = normalize
-    return model.to(pick_device(device))
+    device = pick_device(device)
+    model = model.to(device)
+    if channels_last if channels_last is not None else device.type in ("cuda", "cpu"):
+        model = model.to(memory_format=torch.channels_last)
+    return model
 
 
 def layer_shapes(layers: Sequence[str], height: int, width: int) -> dict[str, tuple[int, int, int]]:

@@ -1,7 +1,6 @@
-"""The paper's figures: the runs behind them, their layout, and the statistics that check them.
+"""The paper's figures: their layout, and the statistics that check them.
 
-The run functions (``content_reconstructions``, ``style_reconstructions``,
-``transfers``, ``ratio_grid``) are what the notebooks call; ``make_figures``
+The runs behind them are in ``runs`` (what the notebooks call too); ``make_figures``
 (``python -m nst_helpers figures --out DIR``, ``make figures``) lays their
 results out as Gatys, Ecker & Bethge do and writes, for each figure, a PNG, a
 caption (.txt), and one ``stats.json`` with the numbers behind the paper's
@@ -24,66 +23,16 @@ The transfers get the engine's smoothing default for this network
 ``normalized`` flag; not in the paper): the
 paper's loss alone leaves a pixel-level checker in flat regions (notebook 04).
 
-The alpha/beta question (measured; see ``paper_ratio``)
-------------------------------------------------------
-With that network, average pooling, the literal eqs. 1, 4, 5 (w_l = 1/5) and
-L-BFGS from white noise, the paper's ratios do *not* give the paper's balance.
-At 128 px (Tübingen + Composition VII, start: uniform noise in [0, 1])
-alpha/beta = 1e-2, 1e-3 and 1e-4 all give the photo under leftover noise
-with hardly any texture: at 1e-3 the content loss falls by 76 % from the
-noise start in 80 evaluations, the style loss by only 38 %. Sweeping our
-ratio down (128 px, 80-300 evaluations; the same four looks again from the
-engine's current start, Gaussian noise of std 0.05, 200 evaluations):
-
-    1e-5  the photo, some texture        (the paper's 1e-2 column)
-    1e-6  strong texture, content clear  (the paper's 1e-3, Fig. 2 B-D)
-    1e-7  texture, content still there   (the paper's 1e-4)
-    1e-8  texture, content barely        (the paper's 1e-5 column)
-
-so at 128 px ours = paper x 1e-3 (``balance.PAPER_FACTOR``), as well as a look can
-be matched by eye (a factor of about 3 either way).
-
-The image size matters. The two terms scale differently: with activations of
-order one, eq. 1 sums N M squared differences while eq. 4 divides by N^2 M^2,
-so a pixel's gradient from the content term is of order one and from a style
-layer of order 1/(N_l M_l). For the same picture the ratio must therefore fall
-as 1/M, i.e. as 1/S^2 for an image of S px. Checked twice (uniform-noise
-start):
-
-* tiling (identical statistics per position): the 64 px photo and painting
-  tiled 2 x 2 (128 px, 4x the positions) at 2.5e-7 end with the relative
-  losses of the 64 px pair at 1e-6 (content / its value at the noise start
-  0.16 vs 0.19; style 0.012 vs 0.018), and at 1e-6 with those of the 64 px
-  pair at 4e-6 (0.065 vs 0.072; 0.028 vs 0.036);
-* real images, run to convergence (the total falls by at most 3.5 % over the
-  last fifth of the run): the photo at 128 px, 2.5e-7, 300 evaluations keeps as much
-  content (0.18) as at 64 px, 1e-6, 150 evaluations (0.19); at 128 px, 1e-6
-  it keeps twice as much (0.085).
-
-Trap: at 128 px and only 150 evaluations the same ratio gave the same
-relative content loss at 64 and 128 px (0.18 vs 0.19 at 1e-6), because the
-larger image had not converged (the total still fell 10-23 % over the last
-30 evaluations). More evaluations mostly improve the content (128 px, 1e-6:
-0.18 -> 0.085 from 150 to 300 evaluations, style 0.024 -> 0.022) and remove
-the pixel noise that photo-dominated runs keep.
-
-Hence ``balance.paper_ratio(r, S) = r x PAPER_FACTOR x (PAPER_REFERENCE_SIZE / S)^2``,
-with PAPER_REFERENCE_SIZE = 128: at 512 px the paper's 1e-3 is our 6.3e-8. Not checked
-here: sizes above 128 px (no GPU on the machine this was measured on); look
-at Fig. 3 at 512 px.
-
-The optimiser is not the cause: the engine stops on its evaluation budget
-only (zero tolerances, loss divided by its starting value), and every run
-above used its full budget, 1e-5 and 1e-8 included, so the early line-search
-stop of an earlier trial (1e-5 at 192 px, 9 evaluations) is gone.
+The paper's alpha/beta ratios do not give its balance with this network and the
+printed equations; ``balance.paper_ratio`` maps them, and how that factor and its
+size rule were measured is logged in ``benchmarks/PAPER_RATIO.md``.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -93,138 +42,19 @@ from torch import Tensor
 
 from .balance import NORMALISED_TV_WEIGHT, paper_ratio
 from .features import STYLE_LAYERS, VGG19Features, load_vgg19, paper_name, pick_device
-from .grain import grain
-from .losses import style_layer_loss
-from .optimize import (
-    Result,
-    _device_of,
-    _style_targets,
-    progress_bar,
-    reconstruct_content,
-    synthesize_texture,
-    transfer,
-)
+from .optimize import Result, progress_bar, transfer
+from .plotting import inset_painting, message_panel, panel_width, row_label, show_panel
+from .runs import content_reconstructions, ratio_grid, style_reconstructions
+from .speed import device_of
+from .stats import autocorrelation_length, grain, gram_losses, psnr
 
-__all__ = [
-    "content_reconstructions",
-    "style_reconstructions",
-    "transfers",
-    "ratio_grid",
-    "psnr",
-    "autocorrelation_length",
-    "gram_losses",
-    "paper_name",
-    "Preset",
-    "PRESETS",
-    "FIGURES",
-    "default_preset",
-    "figure_network",
-    "make_figures",
-    "add_cli",
-]
+__all__ = ["add_cli", "default_preset", "figure1", "figure2", "figure3", "figure_init", "figure_layers",
+    "figure_network", "FigureOutput", "FIGURES", "make_figures", "paper_name", "Preset", "PRESETS"]
 
 def _ratio_text(ratio: float) -> str:
     """``1e-05`` -> ``1e-5``, ``3e-06`` -> ``3e-6``: how the paper writes its ratios."""
     mantissa, exponent = f"{ratio:.0e}".split("e")
     return f"{mantissa}e{int(exponent)}"
-
-
-# ------------------------------------------------------------------ runs (what the notebooks call)
-
-
-def content_reconstructions(image: Tensor, layers: Sequence[str] = STYLE_LAYERS, **options: Any) -> dict[str, Result]:
-    """Fig. 1, content row: reconstruct ``image`` from each layer in turn, from white noise."""
-    return {layer: reconstruct_content(image, layer, **options) for layer in layers}
-
-
-def style_reconstructions(
-    style_image: Tensor, layers: Sequence[str] = STYLE_LAYERS, size: tuple[int, int] | None = None, **options: Any
-) -> dict[str, Result]:
-    """Fig. 1, style row: textures from the growing subsets ``layers[:1]``, ``layers[:2]``, ...
-
-    Keys are the deepest layer of each subset.
-    """
-    return {layers[k - 1]: synthesize_texture(style_image, layers[:k], size=size, **options)
-            for k in range(1, len(layers) + 1)}
-
-
-def transfers(content_image: Tensor, styles: Mapping[str, Tensor], **kwargs: Any) -> dict[str, Result]:
-    """Fig. 2: the same photo in several styles; ``kwargs`` go to ``transfer``."""
-    return {name: transfer(content_image, style, **kwargs) for name, style in styles.items()}
-
-
-def ratio_grid(
-    content_image: Tensor,
-    style_image: Tensor,
-    ratios: Sequence[float] = (1e-5, 1e-4, 1e-3, 1e-2),
-    depths: Sequence[int] = (1, 2, 3, 4, 5),
-    style_layers: Sequence[str] = STYLE_LAYERS,
-    **kwargs: Any,
-) -> dict[tuple[int, float], Result]:
-    """Fig. 3: rows are style-layer subsets ``style_layers[:depth]``, columns are alpha/beta ratios.
-
-    ``ratios`` are in our units (alpha = ratio, beta = 1); convert the paper's
-    with ``paper_ratio``.
-    """
-    return {
-        (depth, ratio): transfer(content_image, style_image, alpha=ratio, beta=1.0,
-                                 style_layers=style_layers[:depth], **kwargs)
-        for depth in depths for ratio in ratios
-    }
-
-
-# ------------------------------------------------------------------ statistics
-
-
-def psnr(image: Tensor, reference: Tensor) -> float:
-    """Peak signal-to-noise ratio in dB of ``image`` against ``reference`` (both in [0, 1])."""
-    mse = (image.float().clamp(0, 1) - reference.float().clamp(0, 1)).pow(2).mean().item()
-    return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
-
-
-def autocorrelation_length(image: Tensor, level: float = 0.5) -> float:
-    """Distance (px) at which the image's spatial autocorrelation first falls below ``level``.
-
-    The luminance, mean removed, is autocorrelated through the FFT (circularly),
-    averaged over directions, normalised to 1 at distance 0. Textures matched
-    on deeper layers have structure on larger scales, hence longer lengths.
-    """
-    gray = image.float().mean(dim=(0, 1))  # (H, W)
-    gray = gray - gray.mean()
-    spectrum = torch.fft.rfft2(gray)
-    corr = torch.fft.irfft2(spectrum * spectrum.conj(), s=gray.shape)
-    corr = torch.fft.fftshift(corr / corr[0, 0].clamp_min(1e-12))
-    h, w = corr.shape
-    yy, xx = torch.meshgrid(torch.arange(h) - h // 2, torch.arange(w) - w // 2, indexing="ij")
-    radius = (yy.float() ** 2 + xx.float() ** 2).sqrt().round().long()
-    max_r = min(h, w) // 2
-    sums = torch.zeros(radius.max() + 1).index_add_(0, radius.flatten(), corr.flatten())
-    counts = torch.zeros(radius.max() + 1).index_add_(0, radius.flatten(), torch.ones(h * w))
-    profile = (sums / counts.clamp_min(1))[: max_r + 1]
-    below = (profile < level).nonzero()
-    if len(below) == 0:
-        return float(max_r)
-    r = int(below[0])
-    # linear interpolation between r-1 and r
-    p0, p1 = float(profile[r - 1]), float(profile[r])
-    return (r - 1) + (p0 - level) / max(p0 - p1, 1e-12)
-
-
-@torch.no_grad()
-def gram_losses(
-    image: Tensor, style_image: Tensor, layers: Sequence[str] = STYLE_LAYERS,
-    extractor: VGG19Features | None = None,
-) -> dict[str, float]:
-    """``E_l`` (eq. 4) of ``image`` against ``style_image`` at each layer, unweighted.
-
-    The style image's Gram is rescaled to the image's number of positions
-    (``losses.rescale_gram``), as in the optimisation. ``extractor`` defaults
-    to ``figure_network("cpu")``.
-    """
-    vgg = extractor or figure_network("cpu")
-    ours = vgg(image.float().to(_device_of(vgg)), layers)
-    targets = _style_targets(vgg, style_image.float(), layers, tuple(image.shape[-2:]), "fp32")
-    return {layer: float(style_layer_loss(ours[layer], targets[layer])) for layer in layers}
 
 
 def _is_monotone(values: Sequence[float], increasing: bool) -> bool:
@@ -261,57 +91,6 @@ def default_preset(device: str | torch.device | None = None) -> str:
 def figure_network(device: str | torch.device | None = None, pooling: str = "avg") -> VGG19Features:
     """The paper's network: Caffe VGG-19, normalised (max pooling), then average pooling."""
     return load_vgg19("caffe", pooling=pooling, device=device, normalize=True)
-
-
-# ------------------------------------------------------------------ layout
-
-
-def _panel_width(size: int) -> float:
-    return max(size / 100, 1.8)  # inches: native resolution at dpi=100, readable titles when small
-
-
-def _show(ax, image: Tensor, title: str | None = None, fontsize: int = 9) -> None:
-    from .plotting import to_numpy  # matplotlib only when drawing: the CLI's transfer does not need it
-
-    ax.imshow(to_numpy(image))
-    ax.set_xticks([])
-    ax.set_yticks([])
-    for spine in ax.spines.values():
-        spine.set_visible(False)
-    if title:
-        ax.set_title(title, fontsize=fontsize)
-
-
-def _row_label(ax, text: str) -> None:
-    """A vertical label to the left of a row of panels."""
-    ax.annotate(text, xy=(-0.06, 0.5), xycoords="axes fraction", rotation=90, ha="right", va="center",
-                fontsize=9)
-
-
-def _inset(ax, painting: Tensor, fraction: float = 0.3) -> None:
-    """The painting small in the lower-left corner of ``ax``, white-framed, as in the paper's Fig. 2."""
-    ax_h, ax_w = ax.images[0].get_array().shape[:2]
-    p_h, p_w = painting.shape[-2:]
-    w = fraction
-    h = fraction * (p_h / p_w) * (ax_w / ax_h)
-    if h > 1.2 * fraction:  # a portrait painting: limit its height instead
-        w, h = w * 1.2 * fraction / h, 1.2 * fraction
-    from .plotting import to_numpy
-
-    inset = ax.inset_axes([0.0, 0.0, w, h])
-    inset.imshow(to_numpy(painting))
-    inset.set_xticks([])
-    inset.set_yticks([])
-    for spine in inset.spines.values():
-        spine.set_edgecolor("white")
-        spine.set_linewidth(2)
-
-
-def _message_panel(ax, text: str, shape: tuple[int, int]) -> None:
-    ax.imshow(torch.full((*shape, 3), 0.92).numpy())
-    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, fontsize=8, transform=ax.transAxes)
-    ax.set_xticks([])
-    ax.set_yticks([])
 
 
 @dataclass
@@ -389,19 +168,19 @@ def figure1(ctx: _Context) -> FigureOutput:
         },
     }
 
-    w = _panel_width(ctx.size)
+    w = panel_width(ctx.size)
     a_style = painting.shape[-2] / painting.shape[-1]
     a_photo = photo.shape[-2] / photo.shape[-1]
     fig, axes = plt.subplots(2, 6, figsize=(6 * w, w * (a_style + a_photo) + 1.2),
                              gridspec_kw={"height_ratios": [a_style, a_photo], "wspace": 0.05, "hspace": 0.25})
-    _show(axes[0, 0], painting, "style image")
-    _show(axes[1, 0], photo, "content image")
+    show_panel(axes[0, 0], painting, "style image")
+    show_panel(axes[1, 0], photo, "content image")
     for i, layer in enumerate(STYLE_LAYERS):
         subset = paper_name(layer) if i == 0 else f"+ {paper_name(layer)}"
-        _show(axes[0, i + 1], style[layer].image, f"{'abcde'[i]}  {subset}\n{lengths[layer]:.1f} px")
-        _show(axes[1, i + 1], content[layer].image, f"{'abcde'[i]}  {paper_name(layer)}\n{errors[layer]:.1f} dB")
-    _row_label(axes[0, 0], "style reconstructions")
-    _row_label(axes[1, 0], "content reconstructions")
+        show_panel(axes[0, i + 1], style[layer].image, f"{'abcde'[i]}  {subset}\n{lengths[layer]:.1f} px")
+        show_panel(axes[1, i + 1], content[layer].image, f"{'abcde'[i]}  {paper_name(layer)}\n{errors[layer]:.1f} dB")
+    row_label(axes[0, 0], "style reconstructions")
+    row_label(axes[1, 0], "content reconstructions")
     fig.suptitle("Fig. 1: what each layer keeps (Gatys, Ecker & Bethge 2015)")
     caption = (
         "Fig. 1. Top: style reconstructions of The Starry Night (left) from the Gram matrices of growing "
@@ -458,20 +237,20 @@ def figure2(ctx: _Context) -> FigureOutput:
                               if panel in results else {"missing": True})}
                    for panel, name, ratio in _FIG2},
     }
-    w = _panel_width(ctx.size)
+    w = panel_width(ctx.size)
     aspect = photo.shape[-2] / photo.shape[-1]
     fig, axes = plt.subplots(3, 2, figsize=(2 * w * 1.4, 3 * w * 1.4 * aspect + 1.0),
                              gridspec_kw={"wspace": 0.04, "hspace": 0.18})
-    _show(axes[0, 0], photo, "A  photograph\n ")
+    show_panel(axes[0, 0], photo, "A  photograph\n ")
     for ax, (panel, name, ratio) in zip(axes.flat[1:], _FIG2):
         if panel in missing:
-            _message_panel(ax, missing[panel].split("\n")[0] + "\n" + missing[panel].split("\n")[1],
+            message_panel(ax, missing[panel].split("\n")[0] + "\n" + missing[panel].split("\n")[1],
                            tuple(photo.shape[-2:]))
             ax.set_title(f"{panel}  {SAMPLES[name].title}\nnot available", fontsize=9)
             continue
         painting, result, _, _ = results[panel]
-        _show(ax, result.image, f"{panel}  {SAMPLES[name].title}\nα/β = {_ratio_text(ratio)} (paper)")
-        _inset(ax, painting)
+        show_panel(ax, result.image, f"{panel}  {SAMPLES[name].title}\nα/β = {_ratio_text(ratio)} (paper)")
+        inset_painting(ax, painting)
     fig.suptitle("Fig. 2: the photograph in the style of five paintings")
     absent = "".join(f" Panel {p} is empty: {missing[p].splitlines()[0]}" for p in missing)
     caption = (
@@ -515,15 +294,15 @@ def figure3(ctx: _Context) -> FigureOutput:
     stats = {"our_ratios": {_ratio_text(r): v for r, v in ours.items()}, "losses": rows, "grain": grains,
              "checks": checks}
 
-    w = _panel_width(ctx.size)
+    w = panel_width(ctx.size)
     aspect = photo.shape[-2] / photo.shape[-1]
     fig, axes = plt.subplots(5, 4, figsize=(4 * w + 0.6, 5 * w * aspect + 0.7),
                              gridspec_kw={"wspace": 0.04, "hspace": 0.06})
     for depth in range(1, 6):
         for j, r in enumerate(FIG3_RATIOS):
             ax = axes[depth - 1, j]
-            _show(ax, grid[(depth, ours[r])].image, f"α/β = {_ratio_text(r)}" if depth == 1 else None)
-        _row_label(axes[depth - 1, 0], paper_name(STYLE_LAYERS[depth - 1]))
+            show_panel(ax, grid[(depth, ours[r])].image, f"α/β = {_ratio_text(r)}" if depth == 1 else None)
+        row_label(axes[depth - 1, 0], paper_name(STYLE_LAYERS[depth - 1]))
     fig.suptitle("Fig. 3: style layers (rows) against the content/style ratio (columns)")
     caption = (
         "Fig. 3. The photograph in the style of Composition VII (Kandinsky). Rows: the style is matched on "
@@ -552,13 +331,13 @@ def figure_layers(ctx: _Context) -> FigureOutput:
         "psnr_vs_photo_db": {paper_name(k): v for k, v in errors.items()},
         "checks": {"conv2_2 keeps more pixel detail than conv4_2 (higher PSNR)": errors["relu2_2"] > errors["relu4_2"]},
     }
-    w = _panel_width(ctx.size) * 1.3
+    w = panel_width(ctx.size) * 1.3
     aspect = photo.shape[-2] / photo.shape[-1]
     fig, axes = plt.subplots(1, 3, figsize=(3 * w, w * aspect + 0.9), gridspec_kw={"wspace": 0.04})
-    _show(axes[0], photo, "photograph\n ")
-    _inset(axes[0], painting)
+    show_panel(axes[0], photo, "photograph\n ")
+    inset_painting(axes[0], painting)
     for ax, layer in zip(axes[1:], layers):
-        _show(ax, results[layer].image, f"content at {paper_name(layer)}\n{errors[layer]:.1f} dB")
+        show_panel(ax, results[layer].image, f"content at {paper_name(layer)}\n{errors[layer]:.1f} dB")
     fig.suptitle("Which layer holds the content (Gatys et al. 2016, Sec. 3.2)")
     caption = (
         "Content layer (Gatys, Ecker & Bethge 2016, Sec. 3.2). The photograph in the style of The Starry "
@@ -590,11 +369,11 @@ def figure_init(ctx: _Context) -> FigureOutput:
                  for label, r in results.items()},
         "psnr_between_noise_seeds_db": psnr(results["noise, seed 0"].image, results["noise, seed 1"].image),
     }
-    w = _panel_width(ctx.size)
+    w = panel_width(ctx.size)
     aspect = photo.shape[-2] / photo.shape[-1]
     fig, axes = plt.subplots(1, 4, figsize=(4 * w, w * aspect + 0.9), gridspec_kw={"wspace": 0.04})
     for ax, (label, result) in zip(axes, results.items()):
-        _show(ax, result.image, f"from {label}")
+        show_panel(ax, result.image, f"from {label}")
     fig.suptitle("Where gradient descent starts (Gatys et al. 2016, Sec. 3.4)")
     caption = (
         "Initialisation (Gatys, Ecker & Bethge 2016, Sec. 3.4). The same transfer (The Starry Night, alpha/beta "
@@ -674,7 +453,7 @@ def make_figures(
             plt.close(made.figure)
             (out / f"{name}.txt").write_text(made.caption + "\n")
             stats[name] = {**made.stats, "settings": {
-                **asdict(Preset(size, steps)), "device": str(_device_of(vgg)), "pooling": pooling,
+                **asdict(Preset(size, steps)), "device": str(device_of(vgg)), "pooling": pooling,
                 "optimizer": optimizer, "init": init, "seed": seed, "normalized": True,
                 "tv_weight": NORMALISED_TV_WEIGHT,
                 "ratio_factor": paper_ratio(1.0, size), "seconds": round(time.perf_counter() - start, 1)}}
@@ -692,7 +471,7 @@ def _cli(args: Any) -> int:
     if args.weights != "caffe":
         raise ValueError("The figures use the paper's normalised Caffe VGG-19; leave --weights at caffe")
     stats = make_figures(args.out, only=only, size=args.size, steps=args.steps, preset=args.preset,
-                         device=args.device, pooling=args.pooling, optimizer=args.optimizer, init=args.init,
+                         device=args.device, pooling=args.pooling, optimizer=args.optimizer, init=args.init or "noise",
                          seed=args.seed)
     for name in only:
         for check, value in stats[name].get("checks", {}).items():

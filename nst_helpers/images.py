@@ -21,7 +21,8 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
-__all__ = ["Sample", "SAMPLES", "sample_image", "load_image", "save_image", "cache_dir"]
+__all__ = ["cache_dir", "load_image", "resize", "Sample", "sample_image", "SAMPLES", "SampleUnavailable",
+    "save_image", "sha256", "to_pil"]
 
 _REPO = "https://raw.githubusercontent.com/jcjohnson/neural-style/07c4b8299f8fbdafec0c514fc820ff1d7ff62e46/examples/inputs"
 
@@ -89,7 +90,8 @@ def cache_dir() -> Path:
     return Path(pooch.os_cache("nst-notebooks"))
 
 
-def _sha256(path: Path) -> str:
+def sha256(path: Path) -> str:
+    """The file's SHA-256 (hex), as ``SOURCES.md`` and ``Sample.sha256`` give it."""
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -119,7 +121,7 @@ def sample_image(name: str, download: bool = True) -> Path:
     if data_dir:
         local = Path(data_dir) / sample.filename
         if local.exists():
-            if _sha256(local) != sample.sha256:
+            if sha256(local) != sample.sha256:
                 raise ValueError(
                     f"{local} does not have the expected SHA-256 ({sample.sha256}); it is not the "
                     f"paper's image. Replace it with the file from {sample.url}"
@@ -127,7 +129,7 @@ def sample_image(name: str, download: bool = True) -> Path:
             return local
     cached = cache_dir() / sample.filename
     if cached.exists():
-        if _sha256(cached) == sample.sha256:
+        if sha256(cached) == sample.sha256:
             return cached
         cached.unlink()
         warnings.warn(f"Removed {cached}: its SHA-256 did not match; downloading it again", stacklevel=2)

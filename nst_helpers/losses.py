@@ -56,14 +56,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-__all__ = [
-    "gram_matrix",
-    "content_loss",
-    "style_layer_loss",
-    "style_loss",
-    "total_loss",
-    "total_variation",
-]
+__all__ = ["check_weights", "content_loss", "gram_matrix", "rescale_gram", "style_layer_loss", "style_loss",
+    "total_loss", "total_variation"]
 
 Reduction = Literal["sum", "none"]
 

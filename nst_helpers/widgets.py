@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import html
 import io
-import math
 import os
 import re
 import tempfile
@@ -42,12 +41,13 @@ import ipywidgets as w
 import torch
 from torch import Tensor
 
-from .balance import DEFAULT_TV_WEIGHT, QUICK_START, balanced_ratio, default_tv_weight, quick_ratio
+from .balance import DEFAULT_TV_WEIGHT, balanced_ratio, default_init, default_ratio, default_tv_weight
 from .features import LAYER_NAMES, STYLE_LAYERS, min_size, paper_name, pick_device
 from .images import SAMPLES, load_image, save_image, to_pil
 from .optimize import Progress, Result, transfer
+from .plotting import loss_svg
 
-__all__ = ["LabRun", "LabSettings", "Preset", "StyleLab", "lab_preset"]
+__all__ = ["lab_preset", "LabError", "LabRun", "LabSettings", "Preset", "StyleLab"]
 
 
 @dataclass(frozen=True)
@@ -57,12 +57,11 @@ class Preset:
     size: int  # long edge of the result, px
     steps: int  # loss+gradient evaluations per run
     name: str  # "gpu", "mps", "cpu" or "smoke"
-    quick: bool = False  # too few steps to converge from noise: start from the photo, more content (``balance``)
 
     @property
     def init(self) -> str:
-        """Where runs start: the paper's white noise, or the photo for a quick preset (``balance.QUICK_START``)."""
-        return QUICK_START if self.quick else "noise"
+        """Where runs start: the paper's white noise, or the photo below 256 px (``balance.default_init``)."""
+        return default_init(self.size)
 
     @property
     def ratio(self) -> float:
@@ -70,8 +69,8 @@ class Preset:
         return self.ratio_at(self.size)
 
     def ratio_at(self, size: int) -> float:
-        """A balanced alpha/beta for runs like this preset's at ``size`` px: ``balance.quick_ratio`` or ``balanced_ratio``."""
-        return quick_ratio(size) if self.quick else balanced_ratio(size)
+        """A balanced alpha/beta at ``size`` px for runs from this preset's start (``balance.default_ratio``)."""
+        return default_ratio(size, self.init)
 
 
 def lab_preset(device: str | torch.device | None = None, smoke: bool | None = None) -> Preset:
@@ -88,7 +87,7 @@ def lab_preset(device: str | torch.device | None = None, smoke: bool | None = No
         return Preset(512, 300, "gpu")  # the paper's 512 px; 300 L-BFGS evaluations converge (optimize.Options)
     if device.type == "mps":
         return Preset(256, 150, "mps")
-    return Preset(128, 100, "cpu", quick=True)  # 0.1-0.5 s per step on a laptop CPU (measured): a run in under a minute
+    return Preset(128, 100, "cpu")  # from the photo (balance.QUICK_BELOW); 0.1-0.5 s per step on a laptop CPU (measured): a run in under a minute
 
 
 @dataclass(frozen=True)
@@ -174,62 +173,6 @@ def _png(image: Tensor) -> bytes:
 
 def _placeholder(width: int = 4, height: int = 3) -> bytes:
     return _png(torch.full((1, 3, height, width), 0.93))
-
-
-def _nice_step(span: float, ticks: int = 5) -> float:
-    raw = max(span, 1.0) / ticks
-    magnitude = 10 ** math.floor(math.log10(raw))
-    return next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
-
-
-def _loss_svg(steps: list[int], content: list[float], style: list[float], ratio: float,
-              last_step: int | None = None, width: int = 440, height: int = 250) -> str:
-    """The two weighted parts of eq. 7 against the step, log scale, as an inline SVG.
-
-    Note: hand-made SVG rather than matplotlib, because it is redrawn during
-    the run: it costs microseconds instead of a tenth of a second taken from
-    the optimisation, and stays sharp on a projector.
-    """
-    left, right, top, bottom = 62, 14, 30, 40
-    pw, ph = width - left - right, height - top - bottom
-    series = [(f"content: α·L_content, α = {ratio:.1e}", "#1f77b4", content), ("style: β·L_style, β = 1", "#ff7f0e", style)]
-    values = [v for _, _, ys in series for v in ys if v > 0 and math.isfinite(v)]
-    x_max = max([last_step or 1, *steps, 2])
-    lo, hi = (math.floor(math.log10(min(values))), math.ceil(math.log10(max(values)))) if values else (0, 1)
-    hi = max(hi, lo + 1)
-
-    def x(step: float) -> float:
-        return left + pw * (step - 1) / (x_max - 1)
-
-    def y(value: float) -> float:
-        return top + ph * (hi - math.log10(value)) / (hi - lo)
-
-    out = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
-           "font-family='sans-serif' font-size='12'>",
-           f"<rect x='{left}' y='{top}' width='{pw}' height='{ph}' fill='white' stroke='#999'/>"]
-    every = 1 + (hi - lo) // 7  # at most ~7 labelled decades
-    for k in range(lo, hi + 1):
-        yk = y(10.0**k)
-        out.append(f"<line x1='{left}' x2='{left + pw}' y1='{yk:.1f}' y2='{yk:.1f}' stroke='#e5e5e5'/>")
-        if (k - lo) % every == 0:
-            out.append(f"<text x='{left - 6}' y='{yk + 4:.1f}' text-anchor='end'>1e{k}</text>")
-    tick = max(1, int(_nice_step(x_max - 1)))
-    for t in sorted({1, *range(tick, x_max + 1, tick)}):
-        xt = x(t)
-        out.append(f"<line x1='{xt:.1f}' x2='{xt:.1f}' y1='{top + ph}' y2='{top + ph + 4}' stroke='#999'/>")
-        out.append(f"<text x='{xt:.1f}' y='{top + ph + 17}' text-anchor='middle'>{t}</text>")
-    out.append(f"<text x='{left + pw / 2}' y='{height - 4}' text-anchor='middle'>step (loss + gradient evaluation)</text>")
-    out.append(f"<text x='14' y='{top + ph / 2}' text-anchor='middle' transform='rotate(-90 14 {top + ph / 2})'>"
-               "loss (log scale)</text>")
-    for i, (label, colour, ys) in enumerate(series):
-        points = " ".join(f"{x(s):.1f},{y(v):.1f}" for s, v in zip(steps, ys) if v > 0 and math.isfinite(v))
-        if points:
-            out.append(f"<polyline points='{points}' fill='none' stroke='{colour}' stroke-width='2'/>")
-        lx = left + i * 205
-        out.append(f"<line x1='{lx}' x2='{lx + 18}' y1='14' y2='14' stroke='{colour}' stroke-width='3'/>")
-        out.append(f"<text x='{lx + 23}' y='18'>{html.escape(label)}</text>")
-    out.append("</svg>")
-    return "".join(out)
 
 
 def _label(text: str) -> w.HTML:
@@ -358,7 +301,7 @@ class StyleLab:
         self.image = w.Image(value=_placeholder(), format="png",
                              layout=w.Layout(width="440px", height="330px", object_fit="contain",
                                              border="1px solid #ccc"))
-        self.plot = w.HTML(_loss_svg([], [], [], self._ratio, steps))
+        self.plot = w.HTML(loss_svg([], [], [], self._ratio, steps))
         self.history_box = w.HBox(layout=w.Layout(flex_flow="row wrap", width="100%"))
         for control, name in ((self.history_box, "history"), (self.image, "image"), (self.ratio, "ratio"),
                               (self.run_button, "run"), (self.stop_button, "stop"), (self.message, "message")):
@@ -516,7 +459,7 @@ class StyleLab:
         try:
             self.progress.value, self.progress.max, self.progress.bar_style = 0, settings.steps, "info"
             self.status.value = "loading the images and the network…"
-            self.plot.value = _loss_svg([], [], [], settings.ratio, settings.steps)
+            self.plot.value = loss_svg([], [], [], settings.ratio, settings.steps)
             self._say("Running… the image below updates as the optimisation goes; Stop keeps it.", "info")
             if self._warmup is not None:
                 self._warmup.join()
@@ -557,14 +500,14 @@ class StyleLab:
         if now - self._last_draw >= self.refresh_s:
             self._last_draw = now
             self.image.value = _png(progress.image)
-            self.plot.value = _loss_svg(live["step"], live["content"], live["style"], self._ratio, progress.steps)
+            self.plot.value = loss_svg(live["step"], live["content"], live["style"], self._ratio, progress.steps)
             self.status.value = f"step {progress.step} of {progress.steps} · {now - self._started:.1f} s"
         return self._stop.is_set()
 
     def _finish(self, settings: LabSettings, result: Result) -> None:
         steps = list(range(1, result.steps + 1))
         self.image.value = _png(result.image)
-        self.plot.value = _loss_svg(steps, result.history["content"], result.history["style"], settings.ratio,
+        self.plot.value = loss_svg(steps, result.history["content"], result.history["style"], settings.ratio,
                                     settings.steps)
         self.progress.value = result.steps
         per_step = result.seconds / max(result.steps, 1)

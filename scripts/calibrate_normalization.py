@@ -46,7 +46,7 @@ import torch
 from torch import Tensor
 
 from nst_helpers.features import CONV_LAYERS, VGG19Features, load_vgg19
-from nst_helpers.images import _sha256, load_image, sample_image
+from nst_helpers.images import load_image, sample_image, sha256
 
 PAPER_IMAGES = ("tubingen", "shipwreck", "starry_night", "the_scream", "composition_vii")
 FULL_SIZES = (256, 384, 512)  # long edge of the whole-image views, px
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                        "scripts/calibrate_normalization.py. load_vgg19(normalize=True) divides filter c of "
                        "layer l by means[l][c].",
         "network": {"weights": "caffe", "pooling": "max", "preprocessing": "BGR 0-255 minus Caffe mean"},
-        "images": [{"name": name, "file": path.name, "sha256": _sha256(path)} for name, path in paths.items()],
+        "images": [{"name": name, "file": path.name, "sha256": sha256(path)} for name, path in paths.items()],
         "views": {"full_long_edges": list(FULL_SIZES), "crop": CROP, "crops_from_long_edge": CROP_FROM,
                   "crops": ["top-left", "top-right", "bottom-left", "bottom-right", "centre"],
                   "count": n_views, "weighting": "each view's mean over positions counts once"},

@@ -27,7 +27,18 @@ def test_balanced_ratio_and_default_beta_are_the_measured_anchor():
     assert balanced_ratio(balance.REFERENCE_SIZE) == pytest.approx(balance.BALANCED_RATIO)
     assert balanced_ratio(2 * balance.REFERENCE_SIZE) == pytest.approx(balance.BALANCED_RATIO / 4)
     assert default_beta(256) == pytest.approx(1 / balanced_ratio(256))
-    assert 3.0 / default_beta(128, alpha=3.0) == pytest.approx(balanced_ratio(128))  # alpha/beta, whatever alpha
+    assert 3.0 / default_beta(512, alpha=3.0) == pytest.approx(balanced_ratio(512))  # alpha/beta, whatever alpha
+    assert 3.0 / default_beta(128, alpha=3.0, init="noise") == pytest.approx(balanced_ratio(128))
+
+
+def test_small_images_start_from_the_photo_with_more_content():
+    """Below QUICK_BELOW (256 px) noise leaves the photo unreadable: start from it, at quick_ratio."""
+    assert balance.QUICK_BELOW == balance.REFERENCE_SIZE
+    assert [balance.default_init(s) for s in (128, 255, 256, 512)] == ["content", "content", "noise", "noise"]
+    assert balance.default_ratio(128) == pytest.approx(balance.QUICK_FACTOR * balanced_ratio(128))
+    assert balance.default_ratio(128, "noise") == pytest.approx(balanced_ratio(128))  # the paper's start: the rule
+    assert balance.default_ratio(512, "content") == pytest.approx(balanced_ratio(512))  # large: the rule, any start
+    assert default_beta(128) == pytest.approx(1 / balance.default_ratio(128))
 
 
 def test_paper_ratio_maps_the_papers_ratios_for_the_normalised_network():

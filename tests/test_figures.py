@@ -16,15 +16,8 @@ import torch
 from nst_helpers import figures
 from nst_helpers.balance import paper_ratio
 from nst_helpers.features import STYLE_LAYERS
-from nst_helpers.figures import (
-    autocorrelation_length,
-    content_reconstructions,
-    gram_losses,
-    psnr,
-    ratio_grid,
-    style_reconstructions,
-    transfers,
-)
+from nst_helpers.runs import content_reconstructions, ratio_grid, style_reconstructions, transfers
+from nst_helpers.stats import autocorrelation_length, gram_losses, psnr
 
 SIZE = 64  # long edge, px
 STEPS = 40  # L-BFGS evaluations per transfer

@@ -193,7 +193,7 @@ def _periodic_texture(h: int = 48, w: int = 48) -> torch.Tensor:
 
 
 def test_style_image_twice_the_size_gives_the_same_loss_scale(caffe_vgg):
-    from nst_helpers.optimize import _style_targets
+    from nst_helpers.objective import style_targets
 
     # The same seamless texture at 64x64 and tiled to 128x128. Only zero-padding at the
     # borders differs, which weighs less in deeper layers of larger images; measured
@@ -202,8 +202,8 @@ def test_style_image_twice_the_size_gives_the_same_loss_scale(caffe_vgg):
     big = style.repeat(1, 1, 2, 2)
     out_hw = (64, 64)
     layers = ["relu1_1", "relu2_1"]
-    same = _style_targets(caffe_vgg, style, layers, out_hw, "fp32")
-    twice = _style_targets(caffe_vgg, big, layers, out_hw, "fp32")
+    same = style_targets(caffe_vgg, style, layers, out_hw, "fp32")
+    twice = style_targets(caffe_vgg, big, layers, out_hw, "fp32")
     for layer in layers:
         assert ((twice[layer] - same[layer]).norm() / same[layer].norm()).item() < 0.06
     x = torch.rand(1, 3, *out_hw, generator=torch.Generator().manual_seed(0))

@@ -65,11 +65,11 @@ def test_same_seed_same_result(smooth_image, quick):
 @pytest.mark.parametrize("init", ["content", "style"])
 def test_init_from_an_image(smooth_image, quick, init):
     style = smooth_image.flip(-1)
-    result = transfer(smooth_image, style, steps=1, init=init, **quick)
+    result = transfer(smooth_image, style, beta=1e2, steps=1, init=init, **quick)
     start = smooth_image if init == "content" else style
     # the first evaluation is at the starting image
     assert result.history["total"][0] == pytest.approx(
-        transfer(smooth_image, style, steps=1, init=start, **quick).history["total"][0], rel=1e-5)
+        transfer(smooth_image, style, beta=1e2, steps=1, init=start, **quick).history["total"][0], rel=1e-5)
 
 
 def test_init_noise_is_refused_for_content_images_missing(smooth_image, quick):
@@ -195,12 +195,15 @@ def test_a_bound_method_holding_a_lock_can_be_the_callback(smooth_image, quick):
 
 
 def test_transfer_defaults_balance_for_the_size_and_add_the_smoothness_term(smooth_image, quick):
-    from nst_helpers.balance import DEFAULT_TV_WEIGHT, default_beta
+    from nst_helpers.balance import DEFAULT_TV_WEIGHT, balanced_ratio, quick_ratio
     from nst_helpers.losses import total_variation
 
     style = smooth_image.flip(-1)
-    result = transfer(smooth_image, style, steps=2, init=smooth_image, **quick)
-    assert result.settings["beta"] == pytest.approx(default_beta(48))  # the image's long edge
+    chosen = transfer(smooth_image, style, steps=1, **quick)  # 48 px: below 256 px, from the photo, more content
+    assert chosen.settings["init"] == "content"
+    assert chosen.settings["beta"] == pytest.approx(1 / quick_ratio(48))  # the image's long edge
+    result = transfer(smooth_image, style, steps=2, init=smooth_image, **quick)  # an image given: the size rule
+    assert result.settings["beta"] == pytest.approx(1 / balanced_ratio(48))
     assert result.settings["tv_weight"] == DEFAULT_TV_WEIGHT
     # the first evaluation is at the start image: its tv part is alpha * tv_weight * L_tv there
     assert result.history["tv"][0] == pytest.approx(DEFAULT_TV_WEIGHT * float(total_variation(smooth_image)), rel=1e-5)
@@ -246,3 +249,37 @@ def test_progress_bar_is_off_with_nst_progress_0(monkeypatch):
     assert progress_bar(3, "run", enabled=False).disable
     monkeypatch.setenv("NST_PROGRESS", "0")  # what `make book` sets: no live bars in a page read later
     assert progress_bar(3, "run").disable
+
+
+def test_per_image_losses_match_a_scalar_objective():
+    """optimize_image with (B,) losses: each image is scaled and tracked on its own."""
+    target = torch.full((2, 3, 8, 8), 0.3)
+
+    def objective(x):
+        per = 0.5 * (x - target).pow(2).flatten(1).sum(1) * torch.tensor([1.0, 100.0])
+        return per, {"content": per, "style": torch.zeros_like(per)}
+
+    init = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0)).expand(2, -1, -1, -1)
+    results = optimize_image(objective, init, Options(steps=30, optimizer="adam", lr=0.05, progress=False))
+    assert isinstance(results, list) and len(results) == 2
+    for result in results:
+        assert len(result.history["total"]) == 30
+        assert result.history["total"][-1] < 0.5 * result.history["total"][0]
+    # The same path despite the 100x weight: each image's loss is scaled by its own start.
+    torch.testing.assert_close(results[0].image, results[1].image)
+    assert results[1].history["total"][-1] == pytest.approx(100 * results[0].history["total"][-1], rel=1e-5)
+
+
+def test_divergence_is_measured_from_the_first_evaluation_with_adam():
+    """Adam checks every ``every`` evaluations, but against the first loss, as L-BFGS (bug: against evaluation 10)."""
+    calls = []
+
+    def objective(x):  # 1 at the first evaluation, then 1e7: a millionfold growth
+        calls.append(1)
+        value = 1.0 if len(calls) == 1 else 1e7
+        total = (x * 0).sum() + value
+        return total, {"content": total, "style": torch.zeros(())}
+
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        result = optimize_image(objective, torch.zeros(1, 3, 4, 4), Options(steps=30, optimizer="adam", progress=False))
+    assert result.stopped == "diverged" and result.steps == 10  # caught at the first check

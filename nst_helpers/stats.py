@@ -1,6 +1,11 @@
-r"""How grainy a picture is: pixel-level energy that neither input has.
+r"""Statistics that check pictures against the paper's claims.
 
-A style transfer can leave a checker of coloured dots at the sampling limit
+* ``psnr``: how close a reconstruction is to the photo (notebook 01).
+* ``autocorrelation_length``: the scale of a texture's structure (notebook 03).
+* ``gram_losses``: E_l (eq. 4) per layer of an image against a painting (notebook 03, Fig. 1).
+* ``grain``: pixel-level energy that neither input has (notebook 04), below.
+
+How grainy a picture is. A style transfer can leave a checker of coloured dots at the sampling limit
 that the paper's loss hardly sees (notebook 04). This module measures it.
 
 * top-band power of an image x (B, 3, H, W), each channel's mean removed:
@@ -22,12 +27,19 @@ by the ratio of the areas otherwise (7 % for Tübingen and The Scream).
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
 
+from .features import STYLE_LAYERS, VGG19Features
 from .images import resize
+from .losses import style_layer_loss
+from .objective import style_targets
+from .speed import cached_network, device_of
 
-__all__ = ["TOP_BAND", "top_band_power", "grain"]
+__all__ = ["TOP_BAND", "autocorrelation_length", "grain", "gram_losses", "psnr", "top_band_power"]
 
 #: Frequencies above this (cycles per pixel, max over the two axes) count as pixel-level grain.
 TOP_BAND = 0.35
@@ -87,3 +99,55 @@ def grain(result: Tensor, photo: Tensor, painting: Tensor, cutoff: float = TOP_B
         raise ValueError("the photo and the painting have no energy in the top band (flat images?): "
                          "the grain figure needs at least one detailed input")
     return float((top_band_power(result, cutoff) / reference).max())
+
+
+def psnr(image: Tensor, reference: Tensor) -> float:
+    """Peak signal-to-noise ratio in dB of ``image`` against ``reference`` (both in [0, 1])."""
+    mse = (image.float().clamp(0, 1) - reference.float().clamp(0, 1)).pow(2).mean().item()
+    return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
+
+
+def autocorrelation_length(image: Tensor, level: float = 0.5) -> float:
+    """Distance (px) at which the image's spatial autocorrelation first falls below ``level``.
+
+    The luminance, mean removed, is autocorrelated through the FFT (circularly),
+    averaged over directions, normalised to 1 at distance 0. Textures matched
+    on deeper layers have structure on larger scales, hence longer lengths.
+    """
+    gray = image.float().mean(dim=(0, 1))  # (H, W)
+    gray = gray - gray.mean()
+    spectrum = torch.fft.rfft2(gray)
+    corr = torch.fft.irfft2(spectrum * spectrum.conj(), s=gray.shape)
+    corr = torch.fft.fftshift(corr / corr[0, 0].clamp_min(1e-12))
+    h, w = corr.shape
+    yy, xx = torch.meshgrid(torch.arange(h) - h // 2, torch.arange(w) - w // 2, indexing="ij")
+    radius = (yy.float() ** 2 + xx.float() ** 2).sqrt().round().long()
+    max_r = min(h, w) // 2
+    sums = torch.zeros(radius.max() + 1).index_add_(0, radius.flatten(), corr.flatten())
+    counts = torch.zeros(radius.max() + 1).index_add_(0, radius.flatten(), torch.ones(h * w))
+    profile = (sums / counts.clamp_min(1))[: max_r + 1]
+    below = (profile < level).nonzero()
+    if len(below) == 0:
+        return float(max_r)
+    r = int(below[0])
+    # linear interpolation between r-1 and r
+    p0, p1 = float(profile[r - 1]), float(profile[r])
+    return (r - 1) + (p0 - level) / max(p0 - p1, 1e-12)
+
+
+@torch.no_grad()
+def gram_losses(
+    image: Tensor, style_image: Tensor, layers: Sequence[str] = STYLE_LAYERS,
+    extractor: VGG19Features | None = None,
+) -> dict[str, float]:
+    """``E_l`` (eq. 4) of ``image`` against ``style_image`` at each layer, unweighted.
+
+    The style image's Gram is rescaled to the image's number of positions
+    (``losses.rescale_gram``), as in the optimisation. ``extractor`` defaults
+    to the paper's network on the CPU (normalised Caffe VGG-19, average pooling,
+    as ``figures.figure_network``).
+    """
+    vgg = extractor or cached_network("caffe", "avg", "cpu", True)
+    ours = vgg(image.float().to(device_of(vgg)), layers)
+    targets = style_targets(vgg, style_image.float(), layers, tuple(image.shape[-2:]), "fp32")
+    return {layer: float(style_layer_loss(ours[layer], targets[layer])) for layer in layers}

@@ -1,11 +1,11 @@
-"""Tests for nst_helpers.grain: the top-band power against closed forms, the grain figure on synthetic images."""
+"""Tests for nst_helpers.stats (the grain figure): the top-band power against closed forms, the grain figure on synthetic images."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from nst_helpers.grain import grain, top_band_power
+from nst_helpers.stats import grain, top_band_power
 
 
 def _checker(h: int, w: int, amplitude: float = 0.5) -> torch.Tensor:

@@ -1,0 +1,131 @@
+"""The objective the engine minimises: targets computed once, then eq. 7 as a function of the image.
+
+* ``content_targets``: the photo's responses P^l at the content layers (eq. 1).
+* ``style_targets``: the painting's Gram matrices A^l at the style layers (eqs. 3, 4),
+  rescaled to the result's number of positions when the two sizes differ.
+* ``objective``: ``alpha L_content + beta L_style`` (eq. 7), plus
+  ``alpha tv_weight L_tv`` (not in the paper; ``tv_weight=0`` is eq. 7 exactly),
+  returning the total and its parts in the paper's units.
+* ``white_noise`` and ``initial_image``: where a run starts.
+
+The engine (``optimize``), the figures, the lab and the benchmarks all build their
+losses here, so there is one definition of what is being minimised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import torch
+from torch import Tensor
+
+from .features import VGG19Features, layer_shapes
+from .images import resize
+from .losses import content_loss, gram_matrix, rescale_gram, style_layer_loss, style_loss, total_loss, total_variation
+from .speed import autocast, device_of
+
+__all__ = ["NOISE_STD", "content_targets", "initial_image", "objective", "style_targets", "white_noise"]
+
+#: The white-noise start's standard deviation. The paper does not give its strength; uniform
+#: noise in [0, 1] (std 0.29) leaves pixel grain the deep layers never remove (notebook 01).
+NOISE_STD = 0.05
+
+Objective = Callable[[Tensor], tuple[Tensor, dict[str, Tensor]]]
+
+
+def white_noise(like: Tensor | Sequence[int], std: float = NOISE_STD, seed: int = 0) -> Tensor:
+    """Gaussian white noise N(0.5, std²) shaped like ``like`` (a tensor or a shape): the paper's start.
+
+    The same seed gives the same noise, on every device (drawn on the CPU).
+    """
+    shape = tuple(like.shape) if isinstance(like, Tensor) else tuple(like)
+    generator = torch.Generator().manual_seed(seed)
+    return 0.5 + std * torch.randn(shape, generator=generator)
+
+
+def initial_image(init: str | Tensor, shape: Sequence[int], seed: int = 0, noise_std: float = NOISE_STD,
+                  content: Tensor | None = None, style: Tensor | None = None) -> Tensor:
+    """The start of a run of output ``shape``: ``"noise"``, ``"content"``, ``"style"`` or an image (resized)."""
+    if isinstance(init, Tensor):
+        if init.dim() == 3:
+            init = init.unsqueeze(0)
+        return resize(init.float(), tuple(shape[-2:]))
+    if init == "noise":
+        return white_noise(shape, noise_std, seed)
+    source = content if init == "content" else style
+    if source is None:
+        raise ValueError(f"init={init!r} needs a {init} image, which this task does not have; use 'noise'")
+    return resize(source, tuple(shape[-2:]))
+
+
+def content_targets(vgg: VGG19Features, content: Tensor, layers: Sequence[str],
+                    precision: str = "fp32") -> dict[str, Tensor]:
+    """The content image's responses P^l at ``layers`` (eq. 1), computed once, kept in fp32."""
+    with torch.no_grad(), autocast(device_of(vgg), precision):
+        feats = vgg(content.to(device_of(vgg)), layers)
+    return {k: v.float() for k, v in feats.items()}
+
+
+def style_targets(vgg: VGG19Features, style: Tensor, layers: Sequence[str], out_hw: tuple[int, int],
+                  precision: str = "fp32") -> dict[str, Tensor]:
+    """The style image's Gram matrices A^l (eq. 3), rescaled to an output of ``out_hw`` pixels.
+
+    Eq. 4 divides by the number of positions M_l; a painting of another size than the
+    result has another M_l, so its Grams are rescaled per position (``losses.rescale_gram``).
+    """
+    device = device_of(vgg)
+    with torch.no_grad(), autocast(device, precision):
+        feats = vgg(style.to(device), layers)
+    positions = {k: h * w for k, (_, h, w) in layer_shapes(layers, *out_hw).items()}
+    return {layer: rescale_gram(gram_matrix(f.float()), f.shape[-1] * f.shape[-2], positions[layer])
+            for layer, f in feats.items()}
+
+
+def objective(vgg: VGG19Features, content: Mapping[str, Tensor], style: Mapping[str, Tensor],
+              alpha: float | Tensor, beta: float | Tensor, layer_weights: Mapping[str, float | Tensor] | None = None,
+              precision: str = "fp32", channels_last: bool = False, per_image: bool = False,
+              tv_weight: float = 0.0) -> Objective:
+    """Eq. 7, ``alpha L_content + beta L_style``, plus ``alpha tv_weight L_tv``, as a function of the image.
+
+    Args:
+        vgg: the network.
+        content, style: targets from ``content_targets`` and ``style_targets`` (either may be empty).
+        alpha, beta: eq. 7's weights.
+        layer_weights: ``{layer: w_l}`` (eq. 5); default ``1/len(style)``.
+        precision: ``"fp32"``, ``"bf16"`` or ``"auto"`` (``speed.autocast``); losses are fp32.
+        channels_last: feed the network NHWC images (``speed.prepare_network``).
+        per_image: losses per image, shape (B,); alpha, beta and the layer weights may
+            then be (B,) tensors: a batch of independent problems sharing the targets
+            (``runs.transfer_batch``). Every style layer then needs a weight.
+        tv_weight: the smoothing term's weight per unit of alpha (``balance``); 0: the paper's loss.
+
+    Returns:
+        ``image -> (total, {"content": ..., "style": ..., "tv": ...})``, the parts with
+        their weights applied, so that they add up to the total.
+    """
+    layers = list(dict.fromkeys([*content, *style]))
+    device = device_of(vgg)
+    zero = torch.zeros((), device=device)
+
+    def loss(image: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        reduction = "none" if per_image else "sum"
+        tv = alpha * tv_weight * total_variation(image, reduction) if tv_weight else torch.zeros_like(zero)
+        if channels_last:  # NHWC: what cuDNN's tensor-core kernels want; the gradient comes back NCHW
+            image = image.contiguous(memory_format=torch.channels_last)
+        with autocast(device, precision):
+            feats = vgg(image, layers)
+        if per_image:
+            start = torch.zeros(image.shape[0], device=device)
+            weights = layer_weights or {}
+            content_part = sum((content_loss(feats[k].float(), p, reduction="none") for k, p in content.items()), start)
+            style_part = sum((weights[k] * style_layer_loss(feats[k], a, reduction="none") for k, a in style.items()),
+                             start)
+            tv = tv.expand_as(content_part)
+            return (alpha * content_part + beta * style_part + tv,
+                    {"content": alpha * content_part, "style": beta * style_part, "tv": tv})
+        content_part = sum((content_loss(feats[k].float(), p) for k, p in content.items()), zero)
+        style_part = style_loss(feats, style, layer_weights) if style else zero
+        return (total_loss(content_part, style_part, alpha, beta) + tv,
+                {"content": alpha * content_part, "style": beta * style_part, "tv": tv})
+
+    return loss

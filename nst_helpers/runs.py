@@ -1,0 +1,267 @@
+"""Runs that figures, notebooks and benchmarks share, built on the engine's ``transfer`` and friends.
+
+* ``content_reconstructions``: Fig. 1, content row (one reconstruction per layer).
+* ``style_reconstructions``: Fig. 1, style row (textures from growing layer subsets).
+* ``transfers``: Fig. 2 (one photo, several paintings).
+* ``ratio_grid``: Fig. 3 (style-layer subsets by alpha/beta ratios).
+* ``coarse_to_fine``: a transfer in passes of growing size, each from the last.
+* ``transfer_batch``: many transfers of one pair at once (Adam: one batch, exact).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .balance import default_beta, default_init
+from .features import STYLE_LAYERS
+from .images import resize
+from .objective import content_targets, initial_image, objective, style_targets
+from .optimize import (
+    Options,
+    Result,
+    as_batch,
+    check_weighting,
+    optimize_image,
+    reconstruct_content,
+    synthesize_texture,
+    transfer,
+)
+from .speed import device_of, prepare_network
+
+__all__ = ["coarse_to_fine", "content_reconstructions", "ratio_grid", "style_reconstructions", "transfer_batch",
+           "transfers"]
+
+
+def content_reconstructions(image: Tensor, layers: Sequence[str] = STYLE_LAYERS, **options: Any) -> dict[str, Result]:
+    """Fig. 1, content row: reconstruct ``image`` from each layer in turn, from white noise."""
+    return {layer: reconstruct_content(image, layer, **options) for layer in layers}
+
+
+def style_reconstructions(
+    style_image: Tensor, layers: Sequence[str] = STYLE_LAYERS, size: tuple[int, int] | None = None, **options: Any
+) -> dict[str, Result]:
+    """Fig. 1, style row: textures from the growing subsets ``layers[:1]``, ``layers[:2]``, ...
+
+    Keys are the deepest layer of each subset.
+    """
+    return {layers[k - 1]: synthesize_texture(style_image, layers[:k], size=size, **options)
+            for k in range(1, len(layers) + 1)}
+
+
+def transfers(content_image: Tensor, styles: Mapping[str, Tensor], **kwargs: Any) -> dict[str, Result]:
+    """Fig. 2: the same photo in several styles; ``kwargs`` go to ``transfer``."""
+    return {name: transfer(content_image, style, **kwargs) for name, style in styles.items()}
+
+
+def ratio_grid(
+    content_image: Tensor,
+    style_image: Tensor,
+    ratios: Sequence[float] = (1e-5, 1e-4, 1e-3, 1e-2),
+    depths: Sequence[int] = (1, 2, 3, 4, 5),
+    style_layers: Sequence[str] = STYLE_LAYERS,
+    **kwargs: Any,
+) -> dict[tuple[int, float], Result]:
+    """Fig. 3: rows are style-layer subsets ``style_layers[:depth]``, columns are alpha/beta ratios.
+
+    ``ratios`` are in our units (alpha = ratio, beta = 1); convert the paper's
+    with ``balance.paper_ratio``.
+    """
+    return {
+        (depth, ratio): transfer(content_image, style_image, alpha=ratio, beta=1.0,
+                                 style_layers=style_layers[:depth], **kwargs)
+        for depth in depths for ratio in ratios
+    }
+
+
+def _scale_shape(image: Tensor, factor: float) -> tuple[int, int]:
+    return max(1, round(image.shape[-2] * factor)), max(1, round(image.shape[-1] * factor))
+
+
+def coarse_to_fine(
+    content_image: Tensor,
+    style_image: Tensor,
+    scales: Sequence[int],
+    scale_steps: Sequence[int] | None = None,
+    alpha: float = 1.0,
+    beta: float | None = None,
+    **kwargs: Any,
+) -> Result:
+    """A transfer in passes at the long edges ``scales`` (e.g. ``(256, 512)``), each from the last result.
+
+    Content and style are resized by the same factor, so brush strokes keep their
+    size relative to the picture. Each pass gets beta times its share of the final
+    image's positions (1/4 at half size): the content loss (eq. 1) sums over
+    positions and the style loss (eq. 4) does not, so at the same beta a half-size
+    pass would weigh style four times more; this way every pass solves the final
+    size's problem.
+
+    Args:
+        content_image, style_image: as for ``transfer``.
+        scales: increasing long edges in px; the result has the last one's size.
+        scale_steps: evaluations per pass; default ``steps`` split evenly (the
+            remainder to the last pass). A pass at half the size costs about a
+            quarter, so (256, 512) with the default split takes ~5/8 of the
+            time of ``steps`` evaluations at 512 px.
+        alpha, beta: as for ``transfer``, for the final size (``beta=None``: balanced there).
+        **kwargs: everything else ``transfer`` takes (layers, ``tv_weight``, ``Options``).
+
+    Returns:
+        One ``Result``: the last pass's image, the passes' histories joined (losses
+        of different sizes are not comparable: the terms sum over positions), and
+        settings that run it again: the first pass's start, the total steps,
+        ``scales`` and ``scale_steps``.
+    """
+    scales = [int(size) for size in scales]
+    if not scales or any(size < 1 for size in scales) or sorted(scales) != scales:
+        raise ValueError(f"scales must be increasing long edges in px, e.g. (256, 512); got {scales}")
+    steps = int(kwargs.pop("steps", Options.steps))
+    if scale_steps is None:
+        share = steps // len(scales)
+        scale_steps = [share] * (len(scales) - 1) + [steps - share * (len(scales) - 1)]
+    scale_steps = [int(n) for n in scale_steps]
+    if len(scale_steps) != len(scales) or min(scale_steps) < 1:
+        raise ValueError(f"scale_steps needs one positive count per scale {scales}; got {scale_steps}")
+    content_image = as_batch(content_image, "content_image")
+    style_image = as_batch(style_image, "style_image")
+    first_init = kwargs.pop("init", default_init(scales[-1]))
+    if beta is None:
+        beta = default_beta(scales[-1], alpha, first_init)
+    start = time.perf_counter()
+    long_edge = max(content_image.shape[-2:])
+    final_hw = _scale_shape(content_image, scales[-1] / long_edge)
+    history: dict[str, list[float]] = {}
+    done: list[int] = []
+    result: Result | None = None
+    offset = 0
+    for size, n in zip(scales, scale_steps):
+        factor = size / long_edge
+        hw = _scale_shape(content_image, factor)
+        positions = hw[0] * hw[1] / (final_hw[0] * final_hw[1])
+        init = first_init if result is None else result.image  # resized to this pass by initial_image
+        result = transfer(resize(content_image, hw), resize(style_image, _scale_shape(style_image, factor)),
+                          alpha=alpha, beta=beta * positions, steps=n, init=init, **kwargs)
+        offset = sum(done)
+        for key, values in result.history.items():
+            history.setdefault(key, []).extend(values)
+        done.append(result.steps)
+        if result.stopped != "done":
+            break
+    assert result is not None
+    image = resize(result.image, final_hw).clamp(0, 1)  # only if a pass stopped early
+    settings = {**result.settings, "beta": beta, "init": first_init if isinstance(first_init, str) else "tensor",
+                "steps": sum(scale_steps), "scales": scales, "scale_steps": done, "size": list(final_hw)}
+    return Result(image=image, history=history, steps=sum(done), seconds=time.perf_counter() - start,
+                  settings=settings, stopped=result.stopped,
+                  best_step=offset + result.best_step if result.best_step else 0)
+
+
+_BATCH_KEYS = ("alpha", "beta", "style_layers", "layer_weights")
+
+
+def transfer_batch(
+    content_image: Tensor,
+    style_image: Tensor,
+    runs: Sequence[Mapping[str, Any]],
+    content_layer: str = "relu4_2",
+    batch_size: int | None = None,
+    tv_weight: float | None = None,
+    **options: Any,
+) -> list[Result]:
+    """Many transfers of one photo and one painting that differ in alpha, beta or style layers.
+
+    For the figures that need many independent runs of the same size (Fig. 3:
+    style-layer subsets by alpha/beta ratios). With Adam, the runs are
+    optimised together as one batch: the losses are summed over the batch
+    (each image's gradient is its own), each image's loss is scaled by its own
+    starting value, and Adam's update is per pixel, so each image follows
+    exactly the path it would alone (up to float rounding). On a GPU one
+    batch keeps the device busy where a single 256 px image does not; on a
+    CPU the convolutions already run at the machine's limit, so it is about
+    as fast as one after another.
+
+    With L-BFGS the runs are done one after another (``transfer`` for each):
+    L-BFGS keeps a curvature history and takes line-search steps for the whole
+    parameter vector, so a batch would couple the images. Making it exact
+    needs a history and a line search per image, each stopping at its own
+    evaluation count; we keep it sequential instead.
+
+    Args:
+        content_image, style_image: as for ``transfer``.
+        runs: one mapping per run with any of ``alpha``, ``beta``,
+            ``style_layers``, ``layer_weights`` (defaults as in ``transfer``).
+        content_layer: shared by all runs.
+        batch_size: at most this many images per batch (memory); default all.
+        tv_weight: the smoothing term, shared by all runs (as for ``transfer``).
+        **options: see ``Options``; the same for all runs (same seed: the
+            same starting noise for every run, as when run one by one). With
+            a ``callback`` (a live preview) the runs go one by one too.
+
+    Returns:
+        One ``Result`` per run, in order; ``seconds`` is each run's share of
+        its batch's wall time.
+    """
+    size = max(content_image.shape[-2:])
+    o = Options.from_kwargs({"init": default_init(size), **options})  # as ``transfer``: the start by size
+    if tv_weight is None:
+        tv_weight = o.default_tv_weight()
+    runs = [dict(run) for run in runs]
+    for run in runs:
+        unknown = sorted(set(run) - set(_BATCH_KEYS))
+        if unknown:
+            raise ValueError(f"Unknown run setting(s) {', '.join(unknown)}; use {', '.join(_BATCH_KEYS)}")
+    if o.optimizer != "adam" or o.callback is not None:  # exact batching needs a separable optimiser
+        return [transfer(content_image, style_image, content_layer=content_layer, tv_weight=tv_weight, **run, **options)
+                for run in runs]
+    content_image = as_batch(content_image, "content_image")
+    style_image = as_batch(style_image, "style_image")
+    size = batch_size or len(runs)
+    results: list[Result] = []
+    for first in range(0, len(runs), size):
+        results += _transfer_chunk(content_image, style_image, runs[first:first + size], content_layer, o, tv_weight)
+    return results
+
+
+def _transfer_chunk(content: Tensor, style: Tensor, runs: list[dict[str, Any]], content_layer: str,
+                    options: Options, tv_weight: float) -> list[Result]:
+    start = time.perf_counter()
+    settings = []
+    shared = {**options.summary(), "size": list(content.shape[-2:]), "batched": len(runs)}
+    for run in runs:
+        run.setdefault("alpha", 1.0)
+        run.setdefault("beta", default_beta(max(content.shape[-2:]), run["alpha"], options.init))
+        run["style_layers"] = list(run.get("style_layers", STYLE_LAYERS))
+        check_weighting(run["alpha"], run["beta"], run["style_layers"], run.get("layer_weights"))
+        settings.append({"task": "transfer", "alpha": run["alpha"], "beta": run["beta"], "content_layer": content_layer,
+                         "tv_weight": tv_weight,
+                         "style_layers": run["style_layers"], "layer_weights": run.get("layer_weights"), **shared})
+    vgg = options.network()
+    device = device_of(vgg)
+    channels_last = prepare_network(vgg, options.channels_last, owned=options.extractor is None)
+    union = list(dict.fromkeys(layer for run in runs for layer in run["style_layers"]))
+    weights = {}
+    for layer in union:  # (B,): w_l of each run (checked above), 0 where a run does not use the layer
+        column = [
+            float((run.get("layer_weights") or {}).get(layer, 1.0 / len(run["style_layers"])))
+            if layer in run["style_layers"] else 0.0
+            for run in runs
+        ]
+        weights[layer] = torch.tensor(column, device=device)
+    p = content_targets(vgg, content, [content_layer], options.precision)
+    a = style_targets(vgg, style, union, tuple(content.shape[-2:]), options.precision)
+    alpha = torch.tensor([float(run["alpha"]) for run in runs], device=device)
+    beta = torch.tensor([float(run["beta"]) for run in runs], device=device)
+    loss = objective(vgg, p, a, alpha, beta, weights, options.precision, channels_last, per_image=True,
+                     tv_weight=tv_weight)
+    x0 = initial_image(options.init, (1, *content.shape[1:]), options.seed, options.noise_std, content, style)
+    x0 = x0.expand(len(runs), -1, -1, -1).contiguous().to(device)  # the same start for every run, as alone
+    results = optimize_image(loss, x0, options, settings, description=f"transfer x{len(runs)}")
+    assert isinstance(results, list)  # per-image settings: always a list, even when stopped before any evaluation
+    seconds = time.perf_counter() - start
+    for result in results:
+        result.seconds = seconds / len(runs)
+    return results

@@ -1,0 +1,75 @@
+"""Tests for nst_helpers.objective: eq. 7 as a function of the image, its targets, the white-noise start."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nst_helpers import STYLE_LAYERS, content_loss, gram_matrix, style_loss, total_variation, white_noise
+from nst_helpers.objective import content_targets, initial_image, objective, style_targets
+
+
+@pytest.fixture
+def pair(smooth_image):
+    g = torch.Generator().manual_seed(1)
+    style = (torch.rand(1, 3, 32, 32, generator=g) * 0.6 + smooth_image[..., :32, :32] * 0.4).clamp(0, 1)
+    return smooth_image, style
+
+
+def test_white_noise_is_the_papers_start_and_repeatable(smooth_image):
+    noise = white_noise(smooth_image)
+    assert noise.shape == smooth_image.shape
+    assert noise.mean().item() == pytest.approx(0.5, abs=0.01)
+    assert noise.std().item() == pytest.approx(0.05, rel=0.05)
+    torch.testing.assert_close(noise, white_noise(tuple(smooth_image.shape)))  # same seed, same noise
+    assert not torch.equal(noise, white_noise(smooth_image, seed=1))
+    assert white_noise((1, 3, 8, 8), std=0.2).std().item() == pytest.approx(0.2, rel=0.2)
+
+
+def test_initial_image_resizes_and_explains_what_is_missing(smooth_image):
+    assert initial_image(smooth_image[0], (1, 3, 20, 24)).shape == (1, 3, 20, 24)
+    torch.testing.assert_close(initial_image("content", smooth_image.shape, content=smooth_image), smooth_image)
+    with pytest.raises(ValueError, match="needs a style image"):
+        initial_image("style", smooth_image.shape, content=smooth_image)
+
+
+def test_objective_is_eq_7_plus_the_smoothing_term(random_vgg, pair):
+    content, style = pair
+    image = white_noise(content)
+    p = content_targets(random_vgg, content, ["relu4_2"])
+    a = style_targets(random_vgg, style, STYLE_LAYERS, tuple(content.shape[-2:]))
+    total, parts = objective(random_vgg, p, a, 0.3, 20.0, tv_weight=0.5)(image)
+    feats = random_vgg(image, ["relu4_2", *STYLE_LAYERS])
+    expected_content = content_loss(feats["relu4_2"], p["relu4_2"])
+    expected_style = style_loss(feats, a)  # w_l = 1/5 (eq. 5)
+    torch.testing.assert_close(parts["content"], 0.3 * expected_content)
+    torch.testing.assert_close(parts["style"], 20.0 * expected_style)
+    torch.testing.assert_close(parts["tv"], 0.3 * 0.5 * total_variation(image))
+    torch.testing.assert_close(total, parts["content"] + parts["style"] + parts["tv"])
+    paper, paper_parts = objective(random_vgg, p, a, 0.3, 20.0)(image)  # tv_weight=0: eq. 7 exactly
+    torch.testing.assert_close(paper, 0.3 * expected_content + 20.0 * expected_style)
+    assert paper_parts["tv"] == 0
+
+
+def test_style_targets_are_the_paintings_grams_per_output_position(random_vgg, pair):
+    _, style = pair  # 32x32: at relu1_1 32*32 positions; an output of 16x16 has a quarter of them
+    same = style_targets(random_vgg, style, ["relu1_1"], (32, 32))["relu1_1"]
+    torch.testing.assert_close(same, gram_matrix(random_vgg(style, ["relu1_1"])["relu1_1"]))
+    quarter = style_targets(random_vgg, style, ["relu1_1"], (16, 16))["relu1_1"]
+    torch.testing.assert_close(quarter, same / 4)  # G sums over positions: per position, then times M
+
+
+def test_bf16_features_give_fp32_losses(caffe_vgg, pair):
+    """With bf16 autocast the network runs in bf16, but every loss the objective returns is fp32."""
+    content, style = pair
+    p = content_targets(caffe_vgg, content, ["relu4_2"], precision="bf16")
+    a = style_targets(caffe_vgg, style, STYLE_LAYERS, tuple(content.shape[-2:]), precision="bf16")
+    assert all(t.dtype == torch.float32 for t in [*p.values(), *a.values()])
+    image = white_noise(content)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert caffe_vgg(image, ["relu1_1"])["relu1_1"].dtype == torch.bfloat16  # the features are bf16 here
+    total, parts = objective(caffe_vgg, p, a, 1.0, 1e2, precision="bf16", tv_weight=1.0)(image)
+    assert total.dtype == torch.float32
+    assert all(v.dtype == torch.float32 for v in parts.values()), {k: v.dtype for k, v in parts.items()}
+    fp32, _ = objective(caffe_vgg, p, a, 1.0, 1e2, precision="fp32", tv_weight=1.0)(image)
+    assert float(total) == pytest.approx(float(fp32), rel=0.05)

@@ -1,0 +1,140 @@
+"""Tests for nst_helpers.speed: fast paths that change how runs go, never what they compute."""
+
+from __future__ import annotations
+
+import copy
+import os
+
+import pytest
+import torch
+
+from nst_helpers import speed, transfer
+from nst_helpers.speed import keep_cpu_memory, prepare_network
+
+
+@pytest.fixture(scope="module")
+def vgg():
+    """A private random-weight network: these tests change its memory layout."""
+    from nst_helpers import load_vgg19
+
+    return load_vgg19("random", pooling="avg", device="cpu")
+
+
+@pytest.fixture
+def pair(smooth_image):
+    """A 40x48 'photo' and a 32x32 'painting' with different statistics."""
+    g = torch.Generator().manual_seed(1)
+    style = (torch.rand(1, 3, 32, 32, generator=g) * 0.6 + smooth_image[..., :32, :32] * 0.4).clamp(0, 1)
+    return smooth_image, style
+
+
+def test_channels_last_gives_the_same_features(vgg, smooth_image):
+    layers = ["relu1_1", "relu3_1", "relu5_1"]
+    plain = vgg(smooth_image, layers)
+    fast = copy.deepcopy(vgg).to(memory_format=torch.channels_last)
+    nhwc = fast(smooth_image.contiguous(memory_format=torch.channels_last), layers)
+    assert nhwc["relu1_1"].is_contiguous(memory_format=torch.channels_last)
+    for layer in layers:
+        torch.testing.assert_close(nhwc[layer], plain[layer], rtol=1e-4, atol=1e-5)
+
+
+def test_channels_last_transfer_matches_nchw(vgg, pair):
+    content, style = pair
+    kw = dict(alpha=1.0, beta=1e2, steps=3, optimizer="adam", extractor=vgg, progress=False)
+    plain = transfer(content, style, channels_last=False, **kw)
+    fast = transfer(content, style, channels_last=True, **kw)
+    torch.testing.assert_close(fast.history["total"], plain.history["total"], rtol=1e-3, atol=0)
+
+
+def test_bf16_autocast_loss_is_close_to_fp32(caffe_vgg, pair):
+    """bf16 features with fp32 Grams and losses: the same optimisation to within a few %."""
+    content, style = pair
+    # Adam: its path is smooth in the loss, so it shows the precision, not L-BFGS's line-search branching.
+    kw = dict(alpha=1.0, beta=1e2, steps=15, optimizer="adam", extractor=caffe_vgg, progress=False)
+    fp32 = transfer(content, style, precision="fp32", **kw)
+    bf16 = transfer(content, style, precision="bf16", **kw)
+    assert bf16.loss == pytest.approx(fp32.loss, rel=0.05)
+    assert bf16.history["total"][0] == pytest.approx(fp32.history["total"][0], rel=0.02)
+
+
+def test_prepare_network_switches_only_its_own_network(vgg):
+    """The engine's cached network follows ``channels_last``; a caller's network is never changed."""
+    assert prepare_network(vgg, True, owned=True) is True
+    assert vgg.conv("conv2_1").weight.is_contiguous(memory_format=torch.channels_last)
+    assert prepare_network(vgg, False, owned=True) is False
+    assert vgg.conv("conv2_1").weight.is_contiguous()
+    assert prepare_network(vgg, None, owned=True) is False  # no wish: the network's own layout
+    assert prepare_network(vgg, True, owned=False) is True  # NHWC images for the caller's network...
+    assert vgg.conv("conv2_1").weight.is_contiguous()  # ...whose weights stay as they were
+
+
+def test_load_vgg19_picks_the_fast_layout_and_a_run_leaves_a_callers_network_alone(pair):
+    from nst_helpers import load_vgg19
+
+    fast = load_vgg19("random", pooling="avg", device="cpu")  # NHWC on CPU, measured faster there
+    assert fast.conv("conv1_2").weight.is_contiguous(memory_format=torch.channels_last)
+    mine = load_vgg19("random", pooling="avg", device="cpu", channels_last=False)
+    transfer(*pair, steps=2, optimizer="adam", extractor=mine, channels_last=True, progress=False)
+    assert mine.conv("conv1_2").weight.is_contiguous()  # still NCHW: the run did not change it
+
+
+class _FakeLibc:
+    """Records mallopt/malloc_trim calls instead of changing this process's allocator."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def mallopt(self, param: int, value: int) -> int:
+        self.calls.append(("mallopt", param, value))
+        return 1
+
+    def malloc_trim(self, pad: int) -> int:
+        self.calls.append(("malloc_trim", pad))
+        return 1
+
+
+def test_cpu_memory_is_kept_during_runs_and_given_back_after(monkeypatch, pair):
+    libc = _FakeLibc()
+    monkeypatch.setattr(speed, "_glibc", lambda: libc)
+    keep = [("mallopt", -4, 0), ("mallopt", -1, 2**31 - 1)]  # M_MMAP_MAX = 0, M_TRIM_THRESHOLD = 2 GiB
+    # mmap allowed again above 32 MiB, trim above 64 MiB (where glibc's sliding thresholds go), memory back
+    restore = [("mallopt", -4, 65536), ("mallopt", -3, 32 * 2**20), ("mallopt", -1, 64 * 2**20), ("malloc_trim", 0)]
+    with keep_cpu_memory():
+        assert libc.calls == keep
+        with keep_cpu_memory():  # nested (or a second thread): no change until the last one ends
+            pass
+        assert libc.calls == keep
+    assert libc.calls == keep + restore
+    libc.calls.clear()
+    with pytest.raises(KeyError), keep_cpu_memory():
+        raise KeyError("an error inside the run")
+    assert libc.calls == keep + restore  # restored on errors too
+    libc.calls.clear()
+    with keep_cpu_memory(active=False):  # off the CPU: untouched
+        pass
+    assert libc.calls == []
+    content, style = pair
+    transfer(content, style, steps=2, optimizer="adam", weights="random", progress=False)
+    assert libc.calls == keep + restore  # the engine uses it around a CPU run
+
+
+def _resident_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+@pytest.mark.skipif(speed._glibc() is None, reason="glibc only (and not with the user's MALLOC_* settings)")
+def test_freed_memory_stays_during_a_run_and_goes_back_after():
+    # The real allocator: a freed 256 MiB block is unmapped at once outside a run, kept inside one
+    # (the next step reuses it without page faults), and handed back when the run ends.
+    def touch_and_free() -> float:
+        block = torch.ones(64 * 2**20)  # 256 MiB, written: resident
+        del block
+        return _resident_mib()
+
+    base = _resident_mib()
+    assert touch_and_free() < base + 64  # outside a run: given back at once
+    with keep_cpu_memory():
+        assert touch_and_free() > base + 192  # kept for the next step
+    assert _resident_mib() < base + 64  # given back at the end
+    assert touch_and_free() < base + 64  # and large blocks are unmapped again after the run
