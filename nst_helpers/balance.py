@@ -55,7 +55,10 @@ content losses (``NORMALISED_TV_WEIGHT``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 __all__ = [
+    "Preset",
     "REFERENCE_SIZE",
     "BALANCED_RATIO",
     "PAPER_REFERENCE_SIZE",
@@ -172,3 +175,29 @@ def paper_ratio(ratio: float, size: float) -> float:
     if not ratio > 0:
         raise ValueError(f"ratio must be positive, got {ratio}")
     return ratio_at(ratio * PAPER_FACTOR, size, PAPER_REFERENCE_SIZE)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """An image size and an evaluation budget that suit a device, with the start and balance for them.
+
+    The lab (``widgets.lab_preset``) and ``make figures`` (``figures.PRESETS``) each pick one.
+    """
+
+    size: int  # long edge of the result, px
+    steps: int  # loss+gradient evaluations per run
+    name: str = ""  # "gpu", "mps", "cpu" or "smoke"
+
+    @property
+    def init(self) -> str:
+        """Where runs start: the paper's white noise, or the photo below 256 px (``default_init``)."""
+        return default_init(self.size)
+
+    @property
+    def ratio(self) -> float:
+        """A balanced alpha/beta for this preset's size (``ratio_at``)."""
+        return self.ratio_at(self.size)
+
+    def ratio_at(self, size: int) -> float:
+        """A balanced alpha/beta at ``size`` px for runs from this preset's start (``default_ratio``)."""
+        return default_ratio(size, self.init)

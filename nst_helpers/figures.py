@@ -33,14 +33,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from .balance import NORMALISED_TV_WEIGHT, paper_ratio
+from .balance import NORMALISED_TV_WEIGHT, Preset, paper_ratio
 from .features import STYLE_LAYERS, VGG19Features, load_vgg19, paper_name, pick_device
 from .optimize import Result, progress_bar, transfer
 from .plotting import inset_painting, message_panel, panel_width, row_label, show_panel
@@ -49,7 +49,7 @@ from .speed import device_of
 from .stats import autocorrelation_length, grain, gram_losses, psnr
 
 __all__ = ["add_cli", "default_preset", "figure1", "figure2", "figure3", "figure_init", "figure_layers",
-    "figure_network", "FigureOutput", "FIGURES", "make_figures", "paper_name", "Preset", "PRESETS"]
+    "figure_network", "FigureOutput", "FIGURES", "make_figures", "paper_name", "PRESETS"]
 
 def _ratio_text(ratio: float) -> str:
     """``1e-05`` -> ``1e-5``, ``3e-06`` -> ``3e-6``: how the paper writes its ratios."""
@@ -65,18 +65,10 @@ def _is_monotone(values: Sequence[float], increasing: bool) -> bool:
 # ------------------------------------------------------------------ presets and the network
 
 
-@dataclass(frozen=True)
-class Preset:
-    """Image size and optimisation budget for ``make_figures``."""
-
-    size: int  # long edge of every image, px
-    steps: int  # L-BFGS evaluations per run
-
-
 PRESETS: dict[str, Preset] = {
-    "gpu": Preset(size=512, steps=500),  # about the paper's scale (its figures are ~512 px wide)
-    "cpu": Preset(size=144, steps=150),  # all figures in ~20 min on 2 CPU cores (estimated: ~6200 evaluations)
-    "smoke": Preset(size=64, steps=10),  # seconds; for tests, checks nothing about quality
+    "gpu": Preset(size=512, steps=500, name="gpu"),  # about the paper's scale (its figures are ~512 px wide)
+    "cpu": Preset(size=144, steps=150, name="cpu"),  # all figures in ~20 min on 2 CPU cores (estimated: ~6200 evaluations)
+    "smoke": Preset(size=64, steps=10, name="smoke"),  # seconds; for tests, checks nothing about quality
 }
 
 #: The figures ``make_figures`` can make, in order.
@@ -453,7 +445,7 @@ def make_figures(
             plt.close(made.figure)
             (out / f"{name}.txt").write_text(made.caption + "\n")
             stats[name] = {**made.stats, "settings": {
-                **asdict(Preset(size, steps)), "device": str(device_of(vgg)), "pooling": pooling,
+                "size": size, "steps": steps, "device": str(device_of(vgg)), "pooling": pooling,
                 "optimizer": optimizer, "init": init, "seed": seed, "normalized": True,
                 "tv_weight": NORMALISED_TV_WEIGHT,
                 "ratio_factor": paper_ratio(1.0, size), "seconds": round(time.perf_counter() - start, 1)}}

@@ -41,36 +41,13 @@ import ipywidgets as w
 import torch
 from torch import Tensor
 
-from .balance import DEFAULT_TV_WEIGHT, balanced_ratio, default_init, default_ratio, default_tv_weight
+from .balance import DEFAULT_TV_WEIGHT, Preset, balanced_ratio, default_tv_weight
 from .features import LAYER_NAMES, STYLE_LAYERS, min_size, paper_name, pick_device
 from .images import SAMPLES, load_image, save_image, to_pil
 from .optimize import Progress, Result, transfer
 from .plotting import loss_svg
 
-__all__ = ["lab_preset", "LabError", "LabRun", "LabSettings", "Preset", "StyleLab"]
-
-
-@dataclass(frozen=True)
-class Preset:
-    """Image size and steps per run that suit a device."""
-
-    size: int  # long edge of the result, px
-    steps: int  # loss+gradient evaluations per run
-    name: str  # "gpu", "mps", "cpu" or "smoke"
-
-    @property
-    def init(self) -> str:
-        """Where runs start: the paper's white noise, or the photo below 256 px (``balance.default_init``)."""
-        return default_init(self.size)
-
-    @property
-    def ratio(self) -> float:
-        """A balanced alpha/beta for this preset's size (``ratio_at``)."""
-        return self.ratio_at(self.size)
-
-    def ratio_at(self, size: int) -> float:
-        """A balanced alpha/beta at ``size`` px for runs from this preset's start (``balance.default_ratio``)."""
-        return default_ratio(size, self.init)
+__all__ = ["lab_preset", "LabError", "LabRun", "LabSettings", "StyleLab"]
 
 
 def lab_preset(device: str | torch.device | None = None, smoke: bool | None = None) -> Preset:
@@ -470,10 +447,8 @@ class StyleLab:
             self._last_draw = 0.0
             self._started = time.perf_counter()
             self._ratio = settings.ratio
-            result = transfer(content, style, **settings.transfer_kwargs(), weights=self.weights,
-                              # a plain function, not a bound method: Options.summary() deep-copies fields
-                              device=self.device, callback=lambda p: self._callback(p), every=max(1, settings.steps // 100),
-                              progress=False)
+            result = transfer(content, style, **settings.transfer_kwargs(), weights=self.weights, device=self.device,
+                              callback=self._callback, every=max(1, settings.steps // 100), progress=False)
             self._finish(settings, result)
         except LabError as err:
             self.progress.bar_style = "warning"

@@ -84,7 +84,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 @pytest.fixture(scope="module")
 def chromium():
-    """Headless Chromium driven by Playwright (Debian's binary: /work/shared/BROWSER.md); skips without it."""
+    """Headless Chromium driven by Playwright, launched from Debian's binary (``playwright install`` cannot
+    download browsers offline); skips without it."""
     path = shutil.which("chromium")
     if path is None:
         pytest.skip("Chromium is not installed, so this cannot be tested in a real browser: "

@@ -8,7 +8,7 @@ notebook, accept the kernel, Run All Cells, move the alpha/beta slider, press
 Run, and check that the image changes and the history gains a thumbnail.
 
 Needs Debian's ``chromium`` (``.ci/run`` apt-gets it; ``playwright install``
-cannot download browsers here). See /work/shared/BROWSER.md for the recipe.
+cannot download browsers here); the ``chromium`` fixture (conftest.py) launches it.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from PIL import Image
 
 from nst_helpers import STYLE_LAYERS
 from nst_helpers import widgets as lab_module
-from nst_helpers.balance import QUICK_BELOW, QUICK_FACTOR, balanced_ratio
+from nst_helpers.balance import QUICK_BELOW, QUICK_FACTOR, Preset, balanced_ratio
 from nst_helpers.widgets import LabSettings, StyleLab, lab_preset
 
 
@@ -49,9 +49,9 @@ def lab(data_dir, tmp_path):
 
 
 def test_presets_follow_the_device():
-    assert lab_preset("cpu", smoke=False) == lab_module.Preset(128, 100, "cpu")
+    assert lab_preset("cpu", smoke=False) == Preset(128, 100, "cpu")
     assert lab_preset("cuda", smoke=False).size == 512  # the paper's size
-    assert lab_preset("cuda", smoke=True) == lab_module.Preset(32, 3, "smoke")
+    assert lab_preset("cuda", smoke=True) == Preset(32, 3, "smoke")
 
 
 def test_quick_presets_start_from_the_photo_with_more_content():
