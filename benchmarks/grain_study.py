@@ -235,7 +235,7 @@ def main() -> None:
         contact_sheet([rows[i:i + 4] for i in range(0, len(rows), 4)], ["grain (issue's)"] * 4,
                       HERE / "grain_candidates.png", 256)
     if args.what == "presets":
-        from nst_helpers.widgets import LabSettings, lab_preset
+        from nst_helpers.lab import LabSettings, lab_preset
 
         preset = lab_preset("cpu", smoke=False)
         rows = []

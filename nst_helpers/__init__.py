@@ -19,8 +19,9 @@ Networks" (CVPR 2016). One module per concept, where to find each of the paper's
   cache, the CPU allocator)
 * ``images``: loading, saving and the paper's sample images
 * ``plotting``: showing images and loss curves in notebooks
-* ``widgets``: the interactive lab (notebook 05); ``figures``: the paper's figures
-  (``make figures``); ``cli``: the command line
+* ``lab``: the interactive lab's runs (settings, a background thread, Stop, the history);
+  ``widgets``: its screen (notebook 05)
+* ``figures``: the paper's figures (``make figures``); ``cli``: the command line
 """
 
 from .balance import balanced_ratio, default_beta, default_init, paper_ratio

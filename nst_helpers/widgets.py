@@ -9,137 +9,32 @@ ratio alpha/beta of eq. 7 (only the ratio matters, so the lab passes
 weights w_l (eq. 5), pooling, initialisation, optimiser, size, steps and seed.
 Every finished run is kept in a history strip with its settings.
 
-Why a background thread: the optimisation runs in a ``threading.Thread``
-started by the Run button, while the kernel's main thread stays free. The
-kernel processes the browser's widget messages (the Stop button's click, a
-slider moved) on its main loop, so a run on the main thread would only see the
-Stop click after it had finished. The engine calls our callback at every step
-from the worker thread; the callback updates the progress bar, the image and
-the loss plot (widget updates sent from a thread reach the browser, checked in
-JupyterLab 4 with ipywidgets 8) and returns True once Stop was pressed, which
-makes the engine stop and return the best image so far. An asyncio loop would
-need the engine to yield between steps, which L-BFGS's closure does not.
-
-Only one run at a time: the Run button is disabled while a run is going, and
-``StyleLab.run`` refuses a second run under a lock, whatever calls it.
+This module is the screen: the widgets, their layout and what they show. The
+runs themselves (settings, the background thread, Stop, the history) are in
+``lab``, whose ``LabRunner`` calls back the ``StyleLab`` as its view.
 """
-
 from __future__ import annotations
 
 import html
 import io
-import os
 import re
 import tempfile
 import threading
 import time
-import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import ipywidgets as w
 import torch
 from torch import Tensor
 
-from .balance import DEFAULT_TV_WEIGHT, Preset, balanced_ratio, default_tv_weight
-from .features import LAYER_NAMES, STYLE_LAYERS, min_size, paper_name, pick_device
+from .balance import DEFAULT_TV_WEIGHT, default_tv_weight
+from .features import LAYER_NAMES, STYLE_LAYERS, paper_name
 from .images import SAMPLES, load_image, save_image, to_pil
-from .optimize import Progress, Result, transfer
+from .lab import LabError, LabRun, LabRunner, LabSettings, lab_preset
+from .optimize import Progress, transfer
 from .plotting import loss_svg
 
-__all__ = ["lab_preset", "LabError", "LabRun", "LabSettings", "StyleLab"]
-
-
-def lab_preset(device: str | torch.device | None = None, smoke: bool | None = None) -> Preset:
-    """The lab's default size and steps for ``device`` (None: the best available).
-
-    ``smoke`` (default: ``NST_SMOKE=1`` in the environment) gives a tiny run for tests.
-    """
-    device = pick_device(device)
-    if smoke is None:
-        smoke = os.environ.get("NST_SMOKE") == "1"
-    if smoke:
-        return Preset(32, 3, "smoke")  # relu5_1 needs >= 16 px per side: 32x24 is enough
-    if device.type == "cuda":
-        return Preset(512, 300, "gpu")  # the paper's 512 px; 300 L-BFGS evaluations converge (optimize.Options)
-    if device.type == "mps":
-        return Preset(256, 150, "mps")
-    return Preset(128, 100, "cpu")  # from the photo (balance.QUICK_BELOW); 0.1-0.5 s per step on a laptop CPU (measured): a run in under a minute
-
-
-@dataclass(frozen=True)
-class LabSettings:
-    """One run's settings, as read from the controls."""
-
-    content: str = "tubingen"  # a sample name or "upload:NAME"
-    style: str = "starry_night"
-    ratio: float = balanced_ratio(256)  # alpha/beta balanced at 256 px (measured; nst_helpers.balance)
-    content_layer: str = "relu4_2"  # the paper's conv4_2 (rectified)
-    style_layers: tuple[str, ...] = STYLE_LAYERS  # the paper's conv1_1 .. conv5_1
-    layer_weights: tuple[float, ...] = (1.0,) * 5  # relative w_l, one per style layer; normalised to sum 1
-    pooling: str = "avg"  # the paper's choice for synthesis
-    init: str = "noise"  # the paper starts from white noise
-    optimizer: str = "lbfgs"  # the paper's L-BFGS
-    size: int = 256
-    steps: int = 300  # as optimize.Options
-    seed: int = 0
-    tv_weight: float = DEFAULT_TV_WEIGHT  # smoothness term against grain (not in the paper; 0: the paper's loss)
-
-    def transfer_kwargs(self) -> dict:
-        """Keyword arguments for ``optimize.transfer``.
-
-        Note: the weights are normalised to sum 1, so the default (all equal)
-        is the paper's w_l = 1/N and the overall style weight does not change
-        when layers are switched on or off.
-        """
-        total = sum(self.layer_weights)
-        return {
-            "alpha": self.ratio, "beta": 1.0, "content_layer": self.content_layer,
-            "style_layers": list(self.style_layers),
-            "layer_weights": {k: v / total for k, v in zip(self.style_layers, self.layer_weights)},
-            "pooling": self.pooling, "init": self.init, "optimizer": self.optimizer,
-            "steps": self.steps, "seed": self.seed, "tv_weight": self.tv_weight,
-        }
-
-    def describe(self) -> list[str]:
-        """Short lines for a history caption."""
-        k = len(self.style_layers)
-        layers = (f"conv1_1 … conv{k}_1" if k > 1 and self.style_layers == STYLE_LAYERS[:k]
-                  else ", ".join(map(paper_name, self.style_layers)))
-        weights = "" if len(set(self.layer_weights)) <= 1 else " w " + ":".join(f"{v:g}" for v in self.layer_weights)
-        pre = " (pre-ReLU)" if self.content_layer.startswith("conv") else ""
-        return [
-            f"α/β = {self.ratio:.1e}",
-            f"{_short(self.content)} in the style of {_short(self.style)}",
-            f"content {paper_name(self.content_layer)}{pre}",
-            f"style {layers}{weights}",
-            f"{self.pooling} pool · {self.init} init · {'L-BFGS' if self.optimizer == 'lbfgs' else 'Adam'}",
-            f"{self.size} px · {self.steps} steps · seed {self.seed}",
-            "the paper's loss (no TV)" if self.tv_weight == 0 else f"smoothness (TV) {self.tv_weight:.1e}",
-        ]
-
-
-def _short(source: str) -> str:
-    return source.removeprefix("upload:")
-
-
-@dataclass
-class LabRun:
-    """One finished run in the history strip."""
-
-    number: int
-    settings: LabSettings
-    result: Result
-    saved: Path | None = field(default=None)
-
-    @property
-    def filename(self) -> str:
-        stem = f"lab{self.number:02d}_{_short(self.settings.content)}_{_short(self.settings.style)}"
-        return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{stem}_ratio{self.settings.ratio:.0e}") + ".png"
-
-
-class LabError(ValueError):
-    """A combination of settings the lab cannot run; the message says what to change."""
+__all__ = ["StyleLab"]
 
 
 def _png(image: Tensor) -> bytes:
@@ -184,25 +79,16 @@ class StyleLab:
                  content: str = "tubingen", style: str = "starry_night", weights: str = "caffe",
                  device: str | torch.device | None = None, save_dir: str | Path = "lab_results",
                  measure: bool = True, refresh_s: float = 0.5) -> None:
-        self.device = pick_device(device)
+        self.runner = LabRunner(self, weights, device, refresh_s, source=self._source)
+        self.device = self.runner.device
         self.preset = lab_preset(self.device)
         self.weights = weights
         self.save_dir = Path(save_dir)
-        self.refresh_s = refresh_s
-        self.history: list[LabRun] = []
-        self.last_error: str | None = None  # the traceback of the last failed run, for debugging
-        self._lock = threading.Lock()
-        self._running = False
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._warmup: threading.Thread | None = None
         self._uploads: dict[str, Path] = {}
         self._upload_dir = Path(tempfile.mkdtemp(prefix="nst-lab-uploads-"))
         self._aspect = 0.75  # height / width of the content image, for the time estimate
         self._step_seconds_per_pixel: float | None = None
         self._timing_note = "measuring this machine's speed…" if measure else "known after the first run"
-        self._live: dict[str, list] = {"step": [], "content": [], "style": []}
-        self._last_draw = self._started = 0.0
         size = size or self.preset.size
         self._ratio = ratio or self.preset.ratio_at(size)
         self._build(size, steps or self.preset.steps, content, style)
@@ -210,8 +96,8 @@ class StyleLab:
         self._preview("style")
         self._update_estimate()
         if measure:
-            self._warmup = threading.Thread(target=self._measure, daemon=True, name="nst-lab-warmup")
-            self._warmup.start()
+            self.runner.waits_for = threading.Thread(target=self._measure, daemon=True, name="nst-lab-warmup")
+            self.runner.waits_for.start()
 
     # ------------------------------------------------------------------ layout
 
@@ -355,35 +241,25 @@ class StyleLab:
             tv_weight=float(self.tv_weight.value) if self.tv_on.value else 0.0,
         )
 
-    @staticmethod
-    def _check(settings: LabSettings) -> None:
-        if not settings.style_layers:
-            raise LabError("No style layer is selected, but β > 0 asks for a style loss: switch on at least "
-                           "one of conv1_1 … conv5_1 under Layers.")
-        if sum(settings.layer_weights) <= 0:
-            raise LabError("All selected style layers have weight 0: give at least one a positive weight.")
-
-    @staticmethod
-    def _check_sizes(settings: LabSettings, content: Tensor, style: Tensor) -> None:
-        for name, image, layers in (("content", content, [settings.content_layer, *settings.style_layers]),
-                                    ("style", style, settings.style_layers)):
-            deepest = max(layers, key=LAYER_NAMES.index)
-            need = min_size(deepest)
-            h, w_ = image.shape[-2:]
-            if min(h, w_) < need:
-                raise LabError(f"At {settings.size} px the {name} image is {w_}x{h} px, too small for "
-                               f"{paper_name(deepest)} ({deepest}), which needs at least {need} px on each "
-                               "side: choose a larger size or switch off the deepest layers.")
-
     def _source(self, key: str) -> str | Path:
         return self._uploads[key] if key.startswith("upload:") else key
 
-    # ------------------------------------------------------------------ running
+    # ------------------------------------------------------------------ running (``lab.LabRunner``)
+
+    @property
+    def history(self) -> list[LabRun]:
+        """Every finished run, first to last."""
+        return self.runner.history
+
+    @property
+    def last_error(self) -> str | None:
+        """The traceback of the last failed run, for debugging."""
+        return self.runner.last_error
 
     @property
     def running(self) -> bool:
         """True while a run is going."""
-        return self._running
+        return self.runner.running
 
     def run(self) -> bool:
         """Start a run with the controls' settings in a background thread.
@@ -391,38 +267,21 @@ class StyleLab:
         Returns False (and says why under the controls) when a run is already
         going or the settings cannot work; True when the run started.
         """
-        with self._lock:
-            if self._running:
-                self._say("A run is already going: wait for it to finish or press Stop.", "warning")
-                return False
-            settings = self.settings()
-            try:
-                self._check(settings)
-            except LabError as err:
-                self._say(str(err), "warning")
-                return False
-            self._running = True
-        self._stop.clear()
-        self._set_busy(True)
-        self._thread = threading.Thread(target=self._work, args=(settings,), daemon=True, name="nst-lab-run")
-        self._thread.start()
+        try:
+            self.runner.start(self.settings())
+        except LabError as err:
+            self._say(str(err), "warning")
+            return False
         return True
 
     def stop(self) -> None:
         """Ask the running optimisation to stop; it keeps the best image reached."""
-        if self._running:
-            self._stop.set()
+        if self.runner.stop():
             self._say("Stopping after the current step…", "info")
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the current run (and the speed measurement) ends; False on timeout."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        for thread in (self._warmup, self._thread):
-            if thread is not None:
-                thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-                if thread.is_alive():
-                    return False
-        return True
+        return self.runner.wait(timeout)
 
     def _set_busy(self, busy: bool) -> None:
         for control in self._controls:
@@ -431,59 +290,37 @@ class StyleLab:
         self.run_button.disabled = busy
         self.stop_button.disabled = not busy
 
-    def _work(self, settings: LabSettings) -> None:
-        """The worker thread: never lets an exception escape silently."""
-        try:
-            self.progress.value, self.progress.max, self.progress.bar_style = 0, settings.steps, "info"
-            self.status.value = "loading the images and the network…"
-            self.plot.value = loss_svg([], [], [], settings.ratio, settings.steps)
-            self._say("Running… the image below updates as the optimisation goes; Stop keeps it.", "info")
-            if self._warmup is not None:
-                self._warmup.join()
-            content = load_image(self._source(settings.content), settings.size)
-            style = load_image(self._source(settings.style), settings.size)
-            self._check_sizes(settings, content, style)
-            self._live = {"step": [], "content": [], "style": []}
-            self._last_draw = 0.0
-            self._started = time.perf_counter()
-            self._ratio = settings.ratio
-            result = transfer(content, style, **settings.transfer_kwargs(), weights=self.weights, device=self.device,
-                              callback=self._callback, every=max(1, settings.steps // 100), progress=False)
-            self._finish(settings, result)
-        except LabError as err:
-            self.progress.bar_style = "warning"
-            self.status.value = "not run"
-            self._say(str(err), "warning")
-        except Exception as err:  # shown, never a silent dead thread
-            self.last_error = traceback.format_exc()
-            self.progress.bar_style = "danger"
-            self.status.value = "failed"
-            self._say(f"The run failed ({type(err).__name__}): {err}", "error")
-        finally:
-            with self._lock:
-                self._running = False
-            self._set_busy(False)
+    # ------------------------------------------------------------------ what the runner tells the screen
 
-    def _callback(self, progress: Progress) -> bool:
-        """Called by the engine from the worker thread; True stops the run."""
-        live = self._live
-        live["step"].append(progress.step)
-        live["content"].append(progress.losses["content"])
-        live["style"].append(progress.losses["style"])
+    def started(self, settings: LabSettings) -> None:
+        self._set_busy(True)
+        self._ratio = settings.ratio
+        self.progress.value, self.progress.max, self.progress.bar_style = 0, settings.steps, "info"
+        self.status.value = "loading the images and the network…"
+        self.plot.value = loss_svg([], [], [], settings.ratio, settings.steps)
+        self._say("Running… the image below updates as the optimisation goes; Stop keeps it.", "info")
+
+    def progressed(self, progress: Progress, live: dict[str, list], seconds: float, draw: bool) -> None:
         self.progress.value = progress.step
-        now = time.perf_counter()
-        if now - self._last_draw >= self.refresh_s:
-            self._last_draw = now
+        if draw:
             self.image.value = _png(progress.image)
             self.plot.value = loss_svg(live["step"], live["content"], live["style"], self._ratio, progress.steps)
-            self.status.value = f"step {progress.step} of {progress.steps} · {now - self._started:.1f} s"
-        return self._stop.is_set()
+            self.status.value = f"step {progress.step} of {progress.steps} · {seconds:.1f} s"
 
-    def _finish(self, settings: LabSettings, result: Result) -> None:
+    def failed(self, message: str, kind: str) -> None:
+        self.progress.bar_style = "warning" if kind == "warning" else "danger"
+        self.status.value = "not run" if kind == "warning" else "failed"
+        self._say(message, kind)
+
+    def idle(self) -> None:
+        self._set_busy(False)
+
+    def finished(self, run: LabRun) -> None:
+        settings, result = run.settings, run.result
         steps = list(range(1, result.steps + 1))
         self.image.value = _png(result.image)
         self.plot.value = loss_svg(steps, result.history["content"], result.history["style"], settings.ratio,
-                                    settings.steps)
+                                   settings.steps)
         self.progress.value = result.steps
         per_step = result.seconds / max(result.steps, 1)
         done = f"{result.steps} steps in {result.seconds:.1f} s ({per_step:.2f} s per step)"
@@ -501,8 +338,6 @@ class StyleLab:
             self._step_seconds_per_pixel = per_step / (h * w_)
             self._timing_note = "measured on your last run"
             self._update_estimate()
-        run = LabRun(len(self.history) + 1, settings, result)
-        self.history.append(run)
         self.history_box.children = (*self.history_box.children, self._card(run))
 
     def _card(self, run: LabRun) -> w.VBox:

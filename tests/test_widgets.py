@@ -14,9 +14,10 @@ import torch
 from PIL import Image
 
 from nst_helpers import STYLE_LAYERS
-from nst_helpers import widgets as lab_module
-from nst_helpers.balance import QUICK_BELOW, QUICK_FACTOR, Preset, balanced_ratio
-from nst_helpers.widgets import LabSettings, StyleLab, lab_preset
+from nst_helpers import lab as lab_module
+from nst_helpers.balance import QUICK_BELOW, QUICK_FACTOR, balanced_ratio
+from nst_helpers.images import to_pil
+from nst_helpers.widgets import StyleLab
 
 
 def _png_bytes(width: int, height: int) -> bytes:
@@ -46,33 +47,6 @@ def lab(data_dir, tmp_path):
     yield lab
     lab.stop()
     assert lab.wait(60), "a run was still going at the end of the test"
-
-
-def test_presets_follow_the_device():
-    assert lab_preset("cpu", smoke=False) == Preset(128, 100, "cpu")
-    assert lab_preset("cuda", smoke=False).size == 512  # the paper's size
-    assert lab_preset("cuda", smoke=True) == Preset(32, 3, "smoke")
-
-
-def test_quick_presets_start_from_the_photo_with_more_content():
-    cpu, gpu = lab_preset("cpu", smoke=False), lab_preset("cuda", smoke=False)
-    assert (cpu.init, gpu.init) == ("content", "noise")  # the paper's noise where runs converge
-    assert cpu.ratio == pytest.approx(QUICK_FACTOR * balanced_ratio(cpu.size))
-    assert gpu.ratio == pytest.approx(balanced_ratio(gpu.size))
-
-
-def test_settings_become_transfer_arguments():
-    settings = LabSettings(ratio=1e-3, style_layers=("relu1_1", "relu3_1"), layer_weights=(1.0, 3.0), steps=7)
-    kwargs = settings.transfer_kwargs()
-    assert kwargs["alpha"] == 1e-3 and kwargs["beta"] == 1.0  # only the ratio matters
-    assert kwargs["layer_weights"] == {"relu1_1": 0.25, "relu3_1": 0.75}  # relative weights, summing to 1
-    assert kwargs["style_layers"] == ["relu1_1", "relu3_1"] and kwargs["steps"] == 7
-    lines = settings.describe()
-    assert lines[0] == "α/β = 1.0e-03"
-    assert "conv1_1, conv3_1" in lines[3] and "1:3" in lines[3]  # the paper's names, unequal weights shown
-    assert "conv1_1 … conv5_1" in LabSettings().describe()[3]
-    assert LabSettings(tv_weight=0).describe()[-1] == "the paper's loss (no TV)"
-    assert LabSettings(tv_weight=0).transfer_kwargs()["tv_weight"] == 0
 
 
 def test_smoothness_defaults_to_the_engine_and_unticks_to_the_papers_loss(lab, tmp_path):
@@ -140,19 +114,19 @@ def test_stop_ends_the_run_early_and_keeps_the_image(lab):
     assert run.result.stopped == "stopped" and 2 <= run.result.steps < 1000
     assert "Stop" in lab.message.value
     torch.testing.assert_close(run.result.image.shape, torch.Size([1, 3, 24, 32]))
-    assert lab.image.value == lab_module._png(run.result.image)  # the image reached is what is shown
+    shown = io.BytesIO()
+    to_pil(run.result.image).save(shown, format="PNG")
+    assert lab.image.value == shown.getvalue()  # the image reached is what is shown
 
 
 def test_a_second_run_cannot_start_while_one_runs(lab):
     lab.steps.value = 1000
     assert lab.run()
     _wait_for(lambda: lab.progress.value >= 1)
-    first = lab._thread
     assert lab.run_button.disabled and not lab.stop_button.disabled
     assert lab.ratio.disabled  # the settings are frozen while they are used
     assert not lab.run()
     lab.run_button.click()  # the button's handler goes through the same guard
-    assert lab._thread is first
     assert "already" in lab.message.value
     lab.stop()
     assert lab.wait(60)
@@ -164,7 +138,7 @@ def test_no_style_layer_gives_a_message_not_a_traceback(lab):
         toggle.value = False
     assert not lab.run()
     assert "No style layer" in lab.message.value
-    assert lab._thread is None and not lab.history and not lab.running
+    assert not lab.history and not lab.running and not lab.progress.value
 
 
 def test_zero_weights_give_a_message(lab):

@@ -1,0 +1,99 @@
+"""Tests for nst_helpers.lab: presets, settings and the runner, without any widget."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from nst_helpers.balance import QUICK_FACTOR, Preset, balanced_ratio
+from nst_helpers.lab import LabError, LabRunner, LabSettings, lab_preset
+
+
+def test_presets_follow_the_device():
+    assert lab_preset("cpu", smoke=False) == Preset(128, 100, "cpu")
+    assert lab_preset("cuda", smoke=False).size == 512  # the paper's size
+    assert lab_preset("cuda", smoke=True) == Preset(32, 3, "smoke")
+
+
+def test_quick_presets_start_from_the_photo_with_more_content():
+    cpu, gpu = lab_preset("cpu", smoke=False), lab_preset("cuda", smoke=False)
+    assert (cpu.init, gpu.init) == ("content", "noise")  # the paper's noise where runs converge
+    assert cpu.ratio == pytest.approx(QUICK_FACTOR * balanced_ratio(cpu.size))
+    assert gpu.ratio == pytest.approx(balanced_ratio(gpu.size))
+
+
+def test_settings_become_transfer_arguments():
+    settings = LabSettings(ratio=1e-3, style_layers=("relu1_1", "relu3_1"), layer_weights=(1.0, 3.0), steps=7)
+    kwargs = settings.transfer_kwargs()
+    assert kwargs["alpha"] == 1e-3 and kwargs["beta"] == 1.0  # only the ratio matters
+    assert kwargs["layer_weights"] == {"relu1_1": 0.25, "relu3_1": 0.75}  # relative weights, summing to 1
+    assert kwargs["style_layers"] == ["relu1_1", "relu3_1"] and kwargs["steps"] == 7
+    lines = settings.describe()
+    assert lines[0] == "α/β = 1.0e-03"
+    assert "conv1_1, conv3_1" in lines[3] and "1:3" in lines[3]  # the paper's names, unequal weights shown
+    assert "conv1_1 … conv5_1" in LabSettings().describe()[3]
+    assert LabSettings(tv_weight=0).describe()[-1] == "the paper's loss (no TV)"
+    assert LabSettings(tv_weight=0).transfer_kwargs()["tv_weight"] == 0
+
+
+class RecordingView:
+    """A LabView that writes down what it is told."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+        self.done = threading.Event()
+
+    def started(self, settings):
+        self.events.append(("started", settings.steps))
+
+    def progressed(self, progress, live, seconds, draw):
+        self.events.append(("progressed", progress.step, len(live["step"]), draw))
+
+    def finished(self, run):
+        self.events.append(("finished", run.number, run.result.steps))
+
+    def failed(self, message, kind):
+        self.events.append(("failed", kind, message))
+
+    def idle(self):
+        self.events.append(("idle",))
+        self.done.set()
+
+
+def test_the_runner_runs_in_the_background_and_keeps_a_history(data_dir):
+    view = RecordingView()
+    runner = LabRunner(view, weights="random", device="cpu", refresh_s=0.0)
+    settings = LabSettings(size=32, steps=3, optimizer="adam")
+    runner.start(settings)
+    with pytest.raises(LabError, match="already going"):  # one run at a time
+        runner.start(settings)
+    assert runner.wait(60) and view.done.wait(5)
+    kinds = [event[0] for event in view.events]
+    assert kinds[0] == "started" and kinds[-2:] == ["finished", "idle"]
+    assert [e[1] for e in view.events if e[0] == "progressed"] == [1, 2, 3]  # every evaluation, drawn (refresh 0)
+    assert len(runner.history) == 1 and runner.history[0].result.steps == 3 and not runner.running
+    assert runner.stop() is False  # nothing to stop any more
+
+
+def test_the_runner_says_what_to_change_and_never_dies_silently(data_dir, monkeypatch):
+    view = RecordingView()
+    runner = LabRunner(view, weights="random", device="cpu")
+    with pytest.raises(LabError, match="No style layer"):
+        runner.start(LabSettings(style_layers=(), layer_weights=()))
+    runner.start(LabSettings(size=20, steps=2))  # the photo at 20x15 px: relu5_1 needs 16 px a side (4 poolings)
+    assert runner.wait(60) and view.done.wait(5)
+    assert view.events[-2][:2] == ("failed", "warning") and "too small" in view.events[-2][2]
+    assert not runner.history
+
+    import nst_helpers.lab as lab_module
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the engine broke")
+
+    monkeypatch.setattr(lab_module, "transfer", broken)
+    view.done.clear()
+    runner.start(LabSettings(size=32, steps=2))
+    assert runner.wait(60) and view.done.wait(5)
+    assert view.events[-2][:2] == ("failed", "error") and "the engine broke" in view.events[-2][2]
+    assert "Traceback" in runner.last_error and not runner.running
