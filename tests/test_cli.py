@@ -74,3 +74,20 @@ def test_tv_weight_option_reaches_the_engine(tmp_path, capsys):
     assert main(["transfer", str(content), str(style), "-o", str(out), "--size", "32", "--steps", "2",
                  "--device", "cpu"]) == 0
     assert "+ tv 0\n" not in capsys.readouterr().out  # the default adds it
+
+
+def test_small_images_start_from_the_photo_unless_told(tmp_path, capsys, monkeypatch):
+    """Below 256 px white noise leaves the photo unreadable: the command starts from it, and says so."""
+    import nst_helpers.optimize as optimize
+
+    seen = []
+    real = optimize.transfer
+    monkeypatch.setattr(optimize, "transfer", lambda c, s, **kw: seen.append(kw) or real(c, s, **kw))
+    content, style = _images(tmp_path)
+    args = ["transfer", str(content), str(style), "-o", str(tmp_path / "x.png"), "--size", "32", "--steps", "2",
+            "--weights", "random", "--device", "cpu"]
+    assert main(args) == 0
+    assert seen[-1]["init"] == "content" and seen[-1]["beta"] is None  # beta: balance.default_beta for that start
+    assert "starting from the photo" in capsys.readouterr().err
+    assert main([*args, "--init", "noise"]) == 0  # the paper's start, when asked
+    assert seen[-1]["init"] == "noise" and "starting from the photo" not in capsys.readouterr().err
