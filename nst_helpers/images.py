@@ -21,7 +21,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
-__all__ = ["cache_dir", "load_image", "resize", "Sample", "sample_image", "SAMPLES", "SampleUnavailable",
+__all__ = ["as_batch", "cache_dir", "load_image", "resize", "Sample", "sample_image", "SAMPLES", "SampleUnavailable",
     "save_image", "sha256", "to_pil"]
 
 _REPO = "https://raw.githubusercontent.com/jcjohnson/neural-style/07c4b8299f8fbdafec0c514fc820ff1d7ff62e46/examples/inputs"
@@ -250,3 +250,14 @@ def resize(image: Tensor, size: tuple[int, int]) -> Tensor:
     if tuple(image.shape[-2:]) == tuple(size):
         return image
     return torch.nn.functional.interpolate(image, size=size, mode="bilinear", antialias=True, align_corners=False)
+
+
+def as_batch(image: Tensor, name: str) -> Tensor:
+    """``image`` as a float (B, 3, H, W) batch (a (3, H, W) image gains the batch axis); a clear error otherwise."""
+    if not isinstance(image, Tensor):
+        raise TypeError(f"{name} must be an image tensor (1, 3, H, W); load one with nst_helpers.load_image")
+    if image.dim() == 3:
+        image = image.unsqueeze(0)
+    if image.dim() != 4 or image.shape[1] != 3:
+        raise ValueError(f"{name} must have shape (B, 3, H, W), got {tuple(image.shape)}")
+    return image.float()

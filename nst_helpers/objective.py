@@ -7,6 +7,7 @@
   ``alpha tv_weight L_tv`` (not in the paper; ``tv_weight=0`` is eq. 7 exactly),
   returning the total and its parts in the paper's units.
 * ``white_noise`` and ``initial_image``: where a run starts.
+* ``check_weighting``: clear errors for negative weights and unknown or unused layers.
 
 The engine (``optimize``), the figures, the lab and the benchmarks all build their
 losses here, so there is one definition of what is being minimised.
@@ -19,12 +20,21 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from torch import Tensor
 
-from .features import VGG19Features, layer_shapes
+from .features import VGG19Features, check_layers, layer_shapes
 from .images import resize
-from .losses import content_loss, gram_matrix, rescale_gram, style_layer_loss, style_loss, total_loss, total_variation
+from .losses import (
+    check_weights,
+    content_loss,
+    gram_matrix,
+    rescale_gram,
+    style_layer_loss,
+    style_loss,
+    total_loss,
+    total_variation,
+)
 from .speed import autocast, device_of
 
-__all__ = ["NOISE_STD", "content_targets", "initial_image", "objective", "style_targets", "white_noise"]
+__all__ = ["NOISE_STD", "check_weighting", "content_targets", "initial_image", "objective", "style_targets", "white_noise"]
 
 #: The white-noise start's standard deviation. The paper does not give its strength; uniform
 #: noise in [0, 1] (std 0.29) leaves pixel grain the deep layers never remove (notebook 01).
@@ -129,3 +139,15 @@ def objective(vgg: VGG19Features, content: Mapping[str, Tensor], style: Mapping[
                 {"content": alpha * content_part, "style": beta * style_part, "tv": tv})
 
     return loss
+
+
+def check_weighting(alpha: float, beta: float, style_layers: Sequence[str],
+                     layer_weights: Mapping[str, float] | None) -> None:
+    """Clear errors for negative weights, unknown style layers, and layer weights for layers not used."""
+    check_weights([alpha, beta], "alpha and beta")
+    check_layers(style_layers)
+    if layer_weights is not None:
+        check_weights(layer_weights.values(), "style layer weights")
+        unknown = set(layer_weights) - set(style_layers)
+        if unknown:
+            raise ValueError(f"layer_weights names {sorted(unknown)}, which are not among style_layers {list(style_layers)}")

@@ -39,16 +39,15 @@ from torch import Tensor
 
 from .balance import default_beta, default_init, default_tv_weight
 from .features import STYLE_LAYERS, VGG19Features, check_layers, pick_device
+from .images import as_batch
 from .losses import check_weights
-from .objective import NOISE_STD, content_targets, initial_image, objective, style_targets
+from .objective import NOISE_STD, check_weighting, content_targets, initial_image, objective, style_targets
 from .speed import cached_network, device_of, keep_cpu_memory, prepare_network
 
 __all__ = [
     "Options",
     "Progress",
     "Result",
-    "as_batch",
-    "check_weighting",
     "optimize_image",
     "reconstruct_content",
     "synthesize_texture",
@@ -333,18 +332,6 @@ def _split_batch(records: list[Tensor], best_image: Tensor, best_step: Tensor, i
     return results
 
 
-def check_weighting(alpha: float, beta: float, style_layers: Sequence[str],
-                     layer_weights: Mapping[str, float] | None) -> None:
-    """Clear errors for negative weights, unknown style layers, and layer weights for layers not used."""
-    check_weights([alpha, beta], "alpha and beta")
-    check_layers(style_layers)
-    if layer_weights is not None:
-        check_weights(layer_weights.values(), "style layer weights")
-        unknown = set(layer_weights) - set(style_layers)
-        if unknown:
-            raise ValueError(f"layer_weights names {sorted(unknown)}, which are not among style_layers {list(style_layers)}")
-
-
 def _run(content: Tensor | None, style: Tensor | None, content_layers: Sequence[str],
          style_layers: Sequence[str], alpha: float, beta: float,
          layer_weights: Mapping[str, float] | None, out_shape: Sequence[int],
@@ -364,17 +351,6 @@ def _run(content: Tensor | None, style: Tensor | None, content_layers: Sequence[
     result = optimize_image(loss, x0, options, settings, description=task)
     result.seconds = time.perf_counter() - start
     return result
-
-
-def as_batch(image: Tensor, name: str) -> Tensor:
-    """``image`` as a float (B, 3, H, W) batch (a (3, H, W) image gains the batch axis); a clear error otherwise."""
-    if not isinstance(image, Tensor):
-        raise TypeError(f"{name} must be an image tensor (1, 3, H, W); load one with nst_helpers.load_image")
-    if image.dim() == 3:
-        image = image.unsqueeze(0)
-    if image.dim() != 4 or image.shape[1] != 3:
-        raise ValueError(f"{name} must have shape (B, 3, H, W), got {tuple(image.shape)}")
-    return image.float()
 
 
 def reconstruct_content(image: Tensor, layer: str = "relu4_2", **options: Any) -> Result:

@@ -11,18 +11,23 @@ import html
 import math
 from collections.abc import Mapping, Sequence
 
+import numpy
 import torch
 from torch import Tensor
+
+from .images import to_pil
 
 __all__ = ["inset_painting", "loss_svg", "message_panel", "panel_width", "plot_losses", "row_label", "show_images",
            "show_panel", "to_numpy"]
 
 
 def to_numpy(image: Tensor):
-    """(1, 3, H, W) or (3, H, W) tensor in [0, 1] -> (H, W, 3) array for ``imshow``."""
-    if image.dim() == 4:
-        image = image[0]
-    return image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+    """(1, 3, H, W) or (3, H, W) tensor in [0, 1] -> (H, W, 3) uint8 array for ``imshow``.
+
+    The picture ``images.to_pil`` makes (and ``save_image`` writes), so a plot shows
+    exactly the saved pixels; of a batch, the first image.
+    """
+    return numpy.asarray(to_pil(image[:1] if image.dim() == 4 else image))
 
 
 def show_images(

@@ -19,18 +19,9 @@ from torch import Tensor
 
 from .balance import default_beta, default_init
 from .features import STYLE_LAYERS
-from .images import resize
-from .objective import content_targets, initial_image, objective, style_targets
-from .optimize import (
-    Options,
-    Result,
-    as_batch,
-    check_weighting,
-    optimize_image,
-    reconstruct_content,
-    synthesize_texture,
-    transfer,
-)
+from .images import as_batch, resize
+from .objective import check_weighting, content_targets, initial_image, objective, style_targets
+from .optimize import Options, Result, optimize_image, reconstruct_content, synthesize_texture, transfer
 from .speed import device_of, prepare_network
 
 __all__ = ["coarse_to_fine", "content_reconstructions", "ratio_grid", "style_reconstructions", "transfer_batch",

@@ -68,6 +68,14 @@ def random_vgg():
 
 
 @pytest.fixture
+def pair(smooth_image) -> tuple[torch.Tensor, torch.Tensor]:
+    """A 40x48 'photo' (``smooth_image``) and a 32x32 'painting' with different statistics."""
+    g = torch.Generator().manual_seed(1)
+    style = (torch.rand(1, 3, 32, 32, generator=g) * 0.6 + smooth_image[..., :32, :32] * 0.4).clamp(0, 1)
+    return smooth_image, style
+
+
+@pytest.fixture
 def smooth_image() -> torch.Tensor:
     """A deterministic, smooth synthetic RGB image (1, 3, 40, 48) in [0, 1]."""
     y = torch.linspace(0, 1, 40).view(40, 1)

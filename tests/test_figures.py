@@ -104,9 +104,9 @@ def test_ratio_row_trades_content_for_style(data_dir, photo, options):
     painting = load_image("composition_vii", SIZE)
     ratios = [paper_ratio(r, SIZE) for r in figures.FIG3_RATIOS]
     grid = ratio_grid(photo, painting, ratios=ratios, depths=[5], **options)
-    losses = [figures._final_losses(grid[(5, r)], r, 1.0) for r in ratios]
-    contents = [v["content"] for v in losses]
-    styles = [v["style"] for v in losses]
+    finals = [grid[(5, r)] for r in ratios]  # L_content, L_style of each returned image, weights taken out
+    contents = [result.history["content"][result.best_step - 1] / r for result, r in zip(finals, ratios)]
+    styles = [result.history["style"][result.best_step - 1] for result in finals]  # beta = 1
     assert all(b < a for a, b in zip(contents, contents[1:])), contents
     assert all(b > a for a, b in zip(styles, styles[1:])), styles
 

@@ -9,13 +9,6 @@ from nst_helpers import STYLE_LAYERS, content_loss, gram_matrix, style_loss, tot
 from nst_helpers.objective import content_targets, initial_image, objective, style_targets
 
 
-@pytest.fixture
-def pair(smooth_image):
-    g = torch.Generator().manual_seed(1)
-    style = (torch.rand(1, 3, 32, 32, generator=g) * 0.6 + smooth_image[..., :32, :32] * 0.4).clamp(0, 1)
-    return smooth_image, style
-
-
 def test_white_noise_is_the_papers_start_and_repeatable(smooth_image):
     noise = white_noise(smooth_image)
     assert noise.shape == smooth_image.shape

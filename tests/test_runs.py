@@ -8,20 +8,10 @@ import torch
 from nst_helpers import STYLE_LAYERS, coarse_to_fine, runs, transfer, transfer_batch
 
 
-@pytest.fixture(scope="module")
-def vgg():
-    """A private random-weight network: these tests change its memory layout."""
-    from nst_helpers import load_vgg19
-
-    return load_vgg19("random", pooling="avg", device="cpu")
-
-
 @pytest.fixture
-def pair(smooth_image):
-    """A 40x48 'photo' and a 32x32 'painting' with different statistics."""
-    g = torch.Generator().manual_seed(1)
-    style = (torch.rand(1, 3, 32, 32, generator=g) * 0.6 + smooth_image[..., :32, :32] * 0.4).clamp(0, 1)
-    return smooth_image, style
+def vgg(random_vgg):
+    """The shared random-weight network: runs never change a network they are given."""
+    return random_vgg
 
 
 def test_batched_adam_equals_runs_one_by_one(vgg, pair):

@@ -20,14 +20,6 @@ def vgg():
     return load_vgg19("random", pooling="avg", device="cpu")
 
 
-@pytest.fixture
-def pair(smooth_image):
-    """A 40x48 'photo' and a 32x32 'painting' with different statistics."""
-    g = torch.Generator().manual_seed(1)
-    style = (torch.rand(1, 3, 32, 32, generator=g) * 0.6 + smooth_image[..., :32, :32] * 0.4).clamp(0, 1)
-    return smooth_image, style
-
-
 def test_channels_last_gives_the_same_features(vgg, smooth_image):
     layers = ["relu1_1", "relu3_1", "relu5_1"]
     plain = vgg(smooth_image, layers)
