@@ -56,7 +56,7 @@ def lab_preset(device: str | torch.device | None = None, smoke: bool | None = No
     if smoke:
         return Preset(32, 3, "smoke")  # relu5_1 needs >= 16 px per side: 32x24 is enough
     if device.type == "cuda":
-        return Preset(512, 300, "gpu")  # the paper's 512 px; 300 L-BFGS evaluations converge (optimize.Options)
+        return Preset(512, 300, "gpu")  # the paper's 512 px; 300 evaluations (Options.steps), fewer than the notebooks' 500: many short runs
     if device.type == "mps":
         return Preset(256, 150, "mps")
     return Preset(128, 100, "cpu")  # from the photo (balance.QUICK_BELOW); 0.1-0.5 s per step on a laptop CPU (measured): a run in under a minute

@@ -84,8 +84,8 @@ def test_deeper_style_subsets_match_larger_scales(data_dir, options):
     """Fig. 1, style row: each deeper subset matches the painting's Grams at conv4_1 and conv5_1
     (large receptive fields, large-scale structure) better than the subset before.
 
-    Note: the autocorrelation length (in stats.json) also grows at full size, but at
-    64 px the painting's own is ~4 px and the differences are too small to assert.
+    Note: the autocorrelation length (in stats.json) does not carry this: thin stroke
+    edges shorten it while the swirls grow (notebook 03, section 4).
     """
     from nst_helpers import load_image
 
