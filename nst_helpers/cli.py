@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 from .features import STYLE_LAYERS
 
@@ -29,13 +31,19 @@ def _add_common(p: argparse.ArgumentParser, size: int | None = 256, steps: int |
 
 def _transfer(args: argparse.Namespace) -> int:
     from .balance import default_init, default_ratio
-    from .images import load_image, save_image
+    from .features import check_layers, pick_device
+    from .images import check_output_path, load_image
     from .optimize import transfer
     from .runs import coarse_to_fine
+    from .speed import cached_network
 
+    # Everything that can be checked is checked before the work starts, so that no run is lost at the end.
+    output = check_output_path(args.output)
     scales = _scales(args.scales) if args.scales else None
     if scales and args.size not in (None, scales[-1]):
         raise ValueError(f"--size {args.size} and the last of --scales {args.scales} disagree; give one of them")
+    check_layers([args.content_layer, *args.style_layers.split(",")])
+    cached_network(args.weights, args.pooling, str(pick_device(args.device)), args.normalize)  # loaded once, checked
     size = scales[-1] if scales else args.size or 256
     content = load_image(args.content, size)
     style = load_image(args.style, size)
@@ -50,7 +58,7 @@ def _transfer(args: argparse.Namespace) -> int:
         device=args.device, seed=args.seed, precision=args.precision,
     )
     result = coarse_to_fine(content, style, scales, **common) if scales else transfer(content, style, **common)
-    path = save_image(result.image, args.output)
+    path = _save_or_keep(result.image, output)
     h = result.history
     i = result.best_step - 1
     print(
@@ -59,7 +67,20 @@ def _transfer(args: argparse.Namespace) -> int:
         f"loss {h['total'][i]:.4g} = content {h['content'][i]:.4g} + style {h['style'][i]:.4g} + tv {h['tv'][i]:.4g}"
         + ("" if result.stopped == "done" else f"; stopped early: {result.stopped}")
     )
-    return 0
+    return 0 if path == output else 1  # 1: saved elsewhere, as the error line says
+
+
+def _save_or_keep(image, path: Path) -> Path:
+    """Save the result; if that fails now (disk full, permissions changed), save it to a temporary file."""
+    from .images import save_image
+
+    try:
+        return save_image(image, path)
+    except (OSError, ValueError) as err:
+        kept = Path(tempfile.mkstemp(prefix="nst-result-", suffix=".png")[1])
+        save_image(image, kept)
+        print(f"error: could not save {path} ({err}); the result is kept in {kept}", file=sys.stderr)
+        return kept
 
 
 def _scales(text: str) -> list[int]:

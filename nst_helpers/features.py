@@ -265,9 +265,17 @@ def _file_state(path: Path) -> tuple[dict[str, Tensor], str]:
         raise FileNotFoundError(
             f"No weights file at {path}; pass weights='caffe', 'torchvision', 'random' or a .pth path"
         )
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # not a torch file at all: a picture, a text file, a truncated download
+        raise ValueError(f"{path} is not a PyTorch weights file ({type(err).__name__}); pass weights='caffe' "
+                         "(the paper's network, offline), 'torchvision', or a VGG-19 state dict saved with "
+                         "torch.save") from None
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise ValueError(f"{path} holds a {type(state).__name__}, not a state dict of tensors; save VGG-19's "
+                         "weights with torch.save(model.state_dict(), path), or pass weights='caffe'")
     if any(k.startswith("layers.") for k in state):
         # Our own files carry the input scale: 255 for Caffe weights, 1 for torchvision's.
         caffe = "scale" in state and float(state["scale"]) > 1.0

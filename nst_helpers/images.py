@@ -21,7 +21,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
-__all__ = ["as_batch", "cache_dir", "load_image", "resize", "Sample", "sample_image", "SAMPLES", "SampleUnavailable",
+__all__ = ["as_batch", "cache_dir", "check_output_path", "load_image", "resize", "Sample", "sample_image", "SAMPLES", "SampleUnavailable",
     "save_image", "sha256", "to_pil"]
 
 _REPO = "https://raw.githubusercontent.com/jcjohnson/neural-style/07c4b8299f8fbdafec0c514fc820ff1d7ff62e46/examples/inputs"
@@ -237,9 +237,35 @@ def to_pil(image: Tensor) -> Image.Image:
     return Image.fromarray(array.permute(1, 2, 0).cpu().numpy(), "RGB")
 
 
-def save_image(image: Tensor, path: str | Path) -> Path:
-    """Save a (1, 3, H, W) image in [0, 1] (clamped) to ``path``; the format follows the suffix."""
+def check_output_path(path: str | Path) -> Path:
+    """``path`` as a ``Path`` if a picture can be saved there; else a ``ValueError`` that says what to change.
+
+    Checked before any work starts (the command line does): a file extension Pillow can write, no
+    file where a folder is needed, and a writable folder that exists or can be made.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give a file name inside it, e.g. {path / 'result.png'}")
+    writable = sorted(ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.SAVE)
+    if path.suffix.lower() not in writable:
+        raise ValueError(f"Cannot save a picture as {path.name!r}: {path.suffix or 'no extension'} is not a format "
+                         "Pillow writes; end the file name with .png or .jpg")
+    folder = path.parent
+    while not folder.exists():  # the nearest folder that exists decides whether the rest can be made
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ValueError(f"Cannot save to {path}: {folder} is a file, not a folder; choose another output path")
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"Cannot save to {path}: {folder} is not writable; choose a folder you can write to")
+    return path
+
+
+def save_image(image: Tensor, path: str | Path) -> Path:
+    """Save a (1, 3, H, W) image in [0, 1] (clamped) to ``path``; the format follows the suffix.
+
+    ``check_output_path`` runs first, so a bad path is a ``ValueError`` that names the fix.
+    """
+    path = check_output_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     to_pil(image).save(path)
     return path

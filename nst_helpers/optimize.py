@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -172,6 +173,15 @@ class Result:
         return self.history["total"][self.best_step - 1] if self.best_step else math.nan
 
 
+def _outside_the_package() -> int:
+    """The ``stacklevel`` that makes a warning from ``optimize_image`` point at the user's call, not into the package."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(2), 2  # 1 is optimize_image itself
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package + os.sep):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 class _Stop(Exception):
     def __init__(self, reason: str) -> None:
         self.reason = reason
@@ -291,7 +301,7 @@ def optimize_image(
     if stopped not in ("done", "stopped"):
         warnings.warn(
             f"Optimisation {stopped} after {state['evals']} of {options.steps} steps; "
-            "returning the best image so far", RuntimeWarning, stacklevel=3,
+            "returning the best image so far", RuntimeWarning, stacklevel=_outside_the_package(),
         )
     if isinstance(settings, list) or (records and records[0].dim() == 2):  # per-image losses: a Result per image
         return _split_batch(records, best_image, best_step, init, options, settings, state["evals"],

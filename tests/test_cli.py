@@ -91,3 +91,49 @@ def test_small_images_start_from_the_photo_unless_told(tmp_path, capsys, monkeyp
     assert "starting from the photo" in capsys.readouterr().err
     assert main([*args, "--init", "noise"]) == 0  # the paper's start, when asked
     assert seen[-1]["init"] == "noise" and "starting from the photo" not in capsys.readouterr().err
+
+
+def _cli(*args: str, cwd) -> subprocess.CompletedProcess:
+    """The command as a user types it, in a fresh process."""
+    return subprocess.run([sys.executable, "-m", "nst_helpers", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=300)
+
+
+def test_bad_output_and_weights_fail_at_once_in_one_line(tmp_path):
+    """Each fails before any image is processed or any optimisation runs: one line, no traceback."""
+    content, style = _images(tmp_path)
+    (tmp_path / "some_file.jpg").write_bytes(b"a file, not a folder")
+    (tmp_path / "photo.jpg").write_bytes(content.read_bytes())  # a picture, not a weights file
+    cases = {
+        "out.xyz": (["-o", "out.xyz"], "not a format Pillow writes"),
+        "under a file": (["-o", "some_file.jpg/out.png"], "is a file, not a folder"),
+        "weights": (["-o", "ok.png", "--weights", "photo.jpg"], "not a PyTorch weights file"),
+        "layer": (["-o", "ok.png", "--style-layers", "relu1_1,conv6_1"], "conv6_1"),
+    }
+    for name, (extra, message) in cases.items():
+        done = _cli("transfer", str(content), str(style), "--size", "32", "--steps", "300", *extra, cwd=tmp_path)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2, (name, done.stderr)
+        assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], (name, done.stderr)
+        assert "Traceback" not in done.stderr and "transfer:" not in done.stderr, name  # no run was started
+    assert not (tmp_path / "ok.png").exists()
+
+
+def test_a_result_that_cannot_be_saved_at_the_end_is_kept(tmp_path, capsys, monkeypatch):
+    from PIL import Image as PILImage
+
+    real_save = PILImage.Image.save
+
+    def disk_full(self, fp, *args, **kwargs):
+        if str(fp).endswith("result.png"):
+            raise OSError(28, "No space left on device")
+        return real_save(self, fp, *args, **kwargs)
+
+    monkeypatch.setattr(PILImage.Image, "save", disk_full)
+    content, style = _images(tmp_path)
+    code = main(["transfer", str(content), str(style), "-o", str(tmp_path / "result.png"), "--size", "32",
+                 "--steps", "2", "--weights", "random", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 1 and "No space left on device" in err and "the result is kept in" in err
+    kept = err.split("the result is kept in ")[1].split()[0]
+    assert Image.open(kept).size == (32, 24)

@@ -201,3 +201,20 @@ def test_url_download_failure_is_clear():
 def test_copied_sample_file_loads(tmp_path, data_dir):
     shutil.copy(data_dir / "starry_night.jpg", tmp_path / "s.jpg")
     assert load_image(tmp_path / "s.jpg", size=64).shape == (1, 3, 40, 64)
+
+
+def test_output_paths_are_checked_before_any_work(tmp_path):
+    from nst_helpers.images import check_output_path
+
+    assert check_output_path(tmp_path / "new" / "folder" / "out.png") == tmp_path / "new" / "folder" / "out.png"
+    with pytest.raises(ValueError, match=r"\.xyz is not a format Pillow writes; end the file name with \.png"):
+        check_output_path(tmp_path / "out.xyz")
+    with pytest.raises(ValueError, match="no extension"):
+        check_output_path(tmp_path / "out")
+    (tmp_path / "a_file.jpg").write_bytes(b"not a folder")
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        check_output_path(tmp_path / "a_file.jpg" / "deeper" / "out.png")
+    with pytest.raises(ValueError, match="is a folder"):
+        check_output_path(tmp_path)
+    with pytest.raises(ValueError, match="not a format"):  # save_image checks too, before writing anything
+        save_image(torch.zeros(1, 3, 4, 4), tmp_path / "out.xyz")

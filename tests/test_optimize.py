@@ -283,3 +283,14 @@ def test_divergence_is_measured_from_the_first_evaluation_with_adam():
     with pytest.warns(RuntimeWarning, match="diverged"):
         result = optimize_image(objective, torch.zeros(1, 3, 4, 4), Options(steps=30, optimizer="adam", progress=False))
     assert result.stopped == "diverged" and result.steps == 10  # caught at the first check
+
+
+def test_a_stopped_run_warns_at_the_users_call(smooth_image):
+    """The warning names the line that called the package, not a line inside it."""
+    def interrupt(callback_progress):
+        raise KeyboardInterrupt
+
+    with pytest.warns(RuntimeWarning, match="interrupted") as record:
+        transfer(smooth_image, smooth_image.flip(-1), steps=3, weights="random", callback=interrupt, every=1,
+                 progress=False)
+    assert record[0].filename == __file__
