@@ -15,6 +15,7 @@ Networks" (CVPR 2016). One module per concept, where to find each of the paper's
 * ``balance``: the alpha/beta balance of eq. 7 across sizes, starts and networks
 * ``stats``: statistics that check the pictures (PSNR, autocorrelation length, E_l per layer,
   the grain figure)
+* ``memory``: a run's memory from the layer shapes, what is free, and the largest size that fits
 * ``speed``: what makes runs fast without changing them (bf16, memory layout, the network
   cache, the CPU allocator)
 * ``images``: loading, saving and the paper's sample images

@@ -33,6 +33,7 @@ def _transfer(args: argparse.Namespace) -> int:
     from .balance import default_init, default_ratio
     from .features import check_layers, pick_device
     from .images import check_output_path, load_image
+    from .memory import check_fits
     from .optimize import transfer
     from .runs import coarse_to_fine
     from .speed import cached_network
@@ -47,6 +48,8 @@ def _transfer(args: argparse.Namespace) -> int:
     size = scales[-1] if scales else args.size or 256
     content = load_image(args.content, size)
     style = load_image(args.style, size)
+    check_fits(*content.shape[-2:], device=pick_device(args.device), optimizer=args.optimizer,
+               content_layer=args.content_layer, style_layers=args.style_layers.split(","))
     init = args.init or default_init(size)
     if args.init is None and init != "noise":
         print(f"starting from the photo: at {size} px white noise leaves it unreadable (balance.default_init); "
@@ -125,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError, OSError, RuntimeError, TypeError) as err:
+    except (ValueError, FileNotFoundError, OSError, RuntimeError, TypeError, MemoryError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

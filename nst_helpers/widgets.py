@@ -31,6 +31,7 @@ from .balance import DEFAULT_TV_WEIGHT, default_tv_weight
 from .features import LAYER_NAMES, STYLE_LAYERS, paper_name
 from .images import SAMPLES, load_image, save_image, to_pil
 from .lab import LabError, LabRun, LabRunner, LabSettings, lab_preset
+from .memory import available, estimate
 from .optimize import Progress, transfer
 from .plotting import loss_svg
 
@@ -176,7 +177,7 @@ class StyleLab:
         self.style.observe(lambda _: self._preview("style"), "value")
         self.content_upload.observe(lambda change: self._on_upload(change, self.content), "value")
         self.style_upload.observe(lambda change: self._on_upload(change, self.style), "value")
-        for control in (self.size, self.steps):
+        for control in (self.size, self.steps, self.optimizer):
             control.observe(lambda _: self._update_estimate(), "value")
         self._controls = [self.content, self.style, self.content_upload, self.style_upload, self.ratio,
                           self.tv_on, self.tv_weight,
@@ -432,6 +433,10 @@ class StyleLab:
             per_step = self._step_seconds_per_pixel * size * round(size * self._aspect)
             text = (f"<b>about {_duration(per_step * steps)} per run</b>: {steps} steps × {per_step:.2f} s at "
                     f"{size} px on {self.device.type} ({self._timing_note}, scaled by pixel count)")
+        need = estimate(round(size * self._aspect), size, optimizer=self.optimizer.value).total
+        free = available(self.device)
+        warn = "" if need < free else f" <b style='color:#c62828'>more than the {free / 2**30:.1f} GiB free</b>"
+        text += f"; memory about {need / 2**30:.2f} GiB (nst_helpers.memory){warn}"
         self.estimate.value = f"<div style='color:#444;margin:6px 0 0 0;font-size:13px'>Expected time: {text}</div>"
 
 

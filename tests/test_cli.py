@@ -109,6 +109,7 @@ def test_bad_output_and_weights_fail_at_once_in_one_line(tmp_path):
         "under a file": (["-o", "some_file.jpg/out.png"], "is a file, not a folder"),
         "weights": (["-o", "ok.png", "--weights", "photo.jpg"], "not a PyTorch weights file"),
         "layer": (["-o", "ok.png", "--style-layers", "relu1_1,conv6_1"], "conv6_1"),
+        "too large": (["-o", "ok.png", "--size", "4000"], "use a long edge of at most"),  # ~100 GiB: refused
     }
     for name, (extra, message) in cases.items():
         done = _cli("transfer", str(content), str(style), "--size", "32", "--steps", "300", *extra, cwd=tmp_path)

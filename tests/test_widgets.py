@@ -185,6 +185,7 @@ def test_speed_is_measured_in_the_background(data_dir, tmp_path):
     lab = StyleLab(size=32, steps=10, weights="random", device="cpu", save_dir=tmp_path)
     assert lab.wait(60)
     assert "about" in lab.estimate.value and "warm-up" in lab.estimate.value
+    assert "memory about" in lab.estimate.value  # nst_helpers.memory's estimate beside the time
     lab.size.value = 64
     assert "at 64 px" in lab.estimate.value
 
