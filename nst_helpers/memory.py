@@ -125,6 +125,9 @@ def check_fits(height: int, width: int, device: str | torch.device = "cpu", **kw
     if need.total > free:
         aspect = height / width if width >= height else width / height
         fits = largest_size(free, aspect, **kwargs)
+        if estimate(max(1, round(fits * aspect)), fits, **kwargs).total > free:
+            raise MemoryError(f"A {width}x{height} run needs about {need}, and only {_gib(free)} is free: not even "
+                              "a 16 px run fits; close other programs or free memory first")
         raise MemoryError(
             f"A {width}x{height} run needs about {need} and {torch.device(device).type} has "
             f"{_gib(free)} free: use a long edge of at most {fits} px (or coarse-to-fine passes up to it), "

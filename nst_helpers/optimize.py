@@ -42,6 +42,7 @@ from .balance import default_beta, default_init, default_tv_weight
 from .features import STYLE_LAYERS, VGG19Features, check_layers, pick_device
 from .images import as_batch
 from .losses import check_weights
+from .memory import check_fits
 from .objective import NOISE_STD, check_weighting, content_targets, initial_image, objective, style_targets
 from .speed import cached_network, device_of, keep_cpu_memory, prepare_network
 
@@ -349,10 +350,13 @@ def _run(content: Tensor | None, style: Tensor | None, content_layers: Sequence[
     check_weighting(alpha, beta, style_layers, layer_weights)
     check_weights([tv_weight], "tv_weight")
     check_layers(content_layers)
+    hw = (int(out_shape[-2]), int(out_shape[-1]))
+    device = pick_device(options.device) if options.extractor is None else device_of(options.extractor)
+    check_fits(*hw, device=device, optimizer=options.optimizer, batch=int(out_shape[0]),  # before any work
+               content_layer=content_layers[0] if content_layers else None, style_layers=style_layers)
     start = time.perf_counter()
     vgg = options.network()
     channels_last = prepare_network(vgg, options.channels_last, owned=options.extractor is None)  # speed only
-    hw = (int(out_shape[-2]), int(out_shape[-1]))
     p = content_targets(vgg, content, content_layers, options.precision) if content is not None and content_layers else {}
     a = style_targets(vgg, style, style_layers, hw, options.precision) if style is not None and style_layers else {}
     loss = objective(vgg, p, a, alpha, beta, layer_weights, options.precision, channels_last, tv_weight=tv_weight)

@@ -294,3 +294,14 @@ def test_a_stopped_run_warns_at_the_users_call(smooth_image):
         transfer(smooth_image, smooth_image.flip(-1), steps=3, weights="random", callback=interrupt, every=1,
                  progress=False)
     assert record[0].filename == __file__
+
+
+def test_a_run_that_cannot_fit_is_refused_before_it_starts(smooth_image, monkeypatch):
+    from nst_helpers import memory
+
+    monkeypatch.setattr(memory, "available", lambda device="cpu": 100 * 2**20)  # 100 MiB free
+    with pytest.raises(MemoryError, match="not even a 16 px run fits"):
+        transfer(smooth_image, smooth_image.flip(-1), steps=2, weights="random", progress=False)
+    monkeypatch.setattr(memory, "available", lambda device="cpu": 400 * 2**20)  # 400 MiB: small runs only
+    with pytest.raises(MemoryError, match="use a long edge of at most"):
+        transfer(torch.rand(1, 3, 600, 800), smooth_image, steps=2, weights="random", progress=False)
