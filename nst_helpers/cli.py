@@ -33,12 +33,12 @@ def _transfer(args: argparse.Namespace) -> int:
     from .balance import default_init, default_ratio
     from .features import check_layers, pick_device
     from .images import check_output_path, load_image
-    from .memory import check_fits
     from .optimize import transfer
     from .runs import coarse_to_fine
     from .speed import cached_network
 
-    # Everything that can be checked is checked before the work starts, so that no run is lost at the end.
+    # Everything that can be checked is checked before the work starts, so that no run is lost at the end
+    # (the memory too: transfer and coarse_to_fine check it before their first evaluation).
     output = check_output_path(args.output)
     scales = _scales(args.scales) if args.scales else None
     if scales and args.size not in (None, scales[-1]):
@@ -48,8 +48,6 @@ def _transfer(args: argparse.Namespace) -> int:
     size = scales[-1] if scales else args.size or 256
     content = load_image(args.content, size)
     style = load_image(args.style, size)
-    check_fits(*content.shape[-2:], device=pick_device(args.device), optimizer=args.optimizer,
-               content_layer=args.content_layer, style_layers=args.style_layers.split(","))
     init = args.init or default_init(size)
     if args.init is None and init != "noise":
         print(f"starting from the photo: at {size} px white noise leaves it unreadable (balance.default_init); "

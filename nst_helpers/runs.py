@@ -18,8 +18,9 @@ import torch
 from torch import Tensor
 
 from .balance import default_beta, default_init
-from .features import STYLE_LAYERS
+from .features import STYLE_LAYERS, pick_device
 from .images import as_batch, resize
+from .memory import check_fits
 from .objective import check_weighting, content_targets, initial_image, objective, style_targets
 from .optimize import Options, Result, optimize_image, reconstruct_content, synthesize_texture, transfer
 from .speed import device_of, prepare_network
@@ -125,6 +126,10 @@ def coarse_to_fine(
     start = time.perf_counter()
     long_edge = max(content_image.shape[-2:])
     final_hw = _scale_shape(content_image, scales[-1] / long_edge)
+    extractor = kwargs.get("extractor")  # the last pass must fit: know it before the first one runs
+    check_fits(*final_hw, device=device_of(extractor) if extractor is not None else pick_device(kwargs.get("device")),
+               optimizer=kwargs.get("optimizer", "lbfgs"), content_layer=kwargs.get("content_layer", "relu4_2"),
+               style_layers=kwargs.get("style_layers", STYLE_LAYERS))
     history: dict[str, list[float]] = {}
     done: list[int] = []
     result: Result | None = None

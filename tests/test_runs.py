@@ -166,3 +166,15 @@ def test_batch_stopped_before_its_first_evaluation_returns_one_result_per_run(vg
     for result in results:
         assert result.stopped == "interrupted" and result.steps == 0 and result.history["total"] == []
         assert result.image.shape == content.shape
+
+
+def test_coarse_to_fine_checks_the_final_size_before_the_first_pass(vgg, pair, monkeypatch):
+    from nst_helpers import memory
+
+    passes = []
+    monkeypatch.setattr(runs, "transfer", lambda *a, **k: passes.append(1))
+    monkeypatch.setattr(memory, "available", lambda device="cpu": 400 * 2**20)  # 400 MiB free
+    content = torch.rand(1, 3, 600, 800)
+    with pytest.raises(MemoryError, match="use a long edge of at most"):
+        coarse_to_fine(content, pair[1], (200, 800), extractor=vgg, progress=False)
+    assert passes == []  # not even the small pass ran
