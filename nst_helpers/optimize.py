@@ -109,6 +109,10 @@ class Options:
             return self.extractor
         return cached_network(self.weights, self.pooling, str(pick_device(self.device)), self.normalize)
 
+    def run_device(self) -> torch.device:
+        """Where runs with these options compute: the given network's device, else ``pick_device(device)``."""
+        return pick_device(self.device) if self.extractor is None else device_of(self.extractor)
+
     def default_tv_weight(self) -> float:
         """The smoothing weight measured for the network these options use (``balance.default_tv_weight``)."""
         vgg = self.network()  # cached: the run itself gets the same object
@@ -119,7 +123,7 @@ class Options:
         # Not dataclasses.asdict: it deep-copies the callback (a bound method holding a lock fails).
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("callback", "extractor", "init")}
         out["init"] = self.init if isinstance(self.init, str) else "tensor"
-        out["device"] = str(pick_device(self.device) if self.extractor is None else device_of(self.extractor))
+        out["device"] = str(self.run_device())
         return out
 
 
@@ -351,8 +355,7 @@ def _run(content: Tensor | None, style: Tensor | None, content_layers: Sequence[
     check_weights([tv_weight], "tv_weight")
     check_layers(content_layers)
     hw = (int(out_shape[-2]), int(out_shape[-1]))
-    device = pick_device(options.device) if options.extractor is None else device_of(options.extractor)
-    check_fits(*hw, device=device, optimizer=options.optimizer, batch=int(out_shape[0]),  # before any work
+    check_fits(*hw, device=options.run_device(), optimizer=options.optimizer, batch=int(out_shape[0]),  # before any work
                content_layer=content_layers[0] if content_layers else None, style_layers=style_layers)
     start = time.perf_counter()
     vgg = options.network()

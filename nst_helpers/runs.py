@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from .balance import default_beta, default_init
-from .features import STYLE_LAYERS, pick_device
+from .features import STYLE_LAYERS
 from .images import as_batch, resize
 from .memory import check_fits
 from .objective import check_weighting, content_targets, initial_image, objective, style_targets
@@ -126,10 +126,9 @@ def coarse_to_fine(
     start = time.perf_counter()
     long_edge = max(content_image.shape[-2:])
     final_hw = _scale_shape(content_image, scales[-1] / long_edge)
-    extractor = kwargs.get("extractor")  # the last pass must fit: know it before the first one runs
-    check_fits(*final_hw, device=device_of(extractor) if extractor is not None else pick_device(kwargs.get("device")),
-               optimizer=kwargs.get("optimizer", "lbfgs"), content_layer=kwargs.get("content_layer", "relu4_2"),
-               style_layers=kwargs.get("style_layers", STYLE_LAYERS))
+    where = Options(**{k: kwargs[k] for k in ("device", "extractor") if k in kwargs})  # the last pass must fit:
+    check_fits(*final_hw, device=where.run_device(), optimizer=kwargs.get("optimizer", "lbfgs"),  # know it first
+               content_layer=kwargs.get("content_layer", "relu4_2"), style_layers=kwargs.get("style_layers", STYLE_LAYERS))
     history: dict[str, list[float]] = {}
     done: list[int] = []
     result: Result | None = None
@@ -235,10 +234,12 @@ def _transfer_chunk(content: Tensor, style: Tensor, runs: list[dict[str, Any]], 
         settings.append({"task": "transfer", "alpha": run["alpha"], "beta": run["beta"], "content_layer": content_layer,
                          "tv_weight": tv_weight,
                          "style_layers": run["style_layers"], "layer_weights": run.get("layer_weights"), **shared})
+    union = list(dict.fromkeys(layer for run in runs for layer in run["style_layers"]))
+    check_fits(*content.shape[-2:], device=options.run_device(), optimizer=options.optimizer, batch=len(runs),
+               content_layer=content_layer, style_layers=union)  # the whole batch, before any work
     vgg = options.network()
     device = device_of(vgg)
     channels_last = prepare_network(vgg, options.channels_last, owned=options.extractor is None)
-    union = list(dict.fromkeys(layer for run in runs for layer in run["style_layers"]))
     weights = {}
     for layer in union:  # (B,): w_l of each run (checked above), 0 where a run does not use the layer
         column = [

@@ -178,3 +178,14 @@ def test_coarse_to_fine_checks_the_final_size_before_the_first_pass(vgg, pair, m
     with pytest.raises(MemoryError, match="use a long edge of at most"):
         coarse_to_fine(content, pair[1], (200, 800), extractor=vgg, progress=False)
     assert passes == []  # not even the small pass ran
+
+
+def test_a_batch_that_cannot_fit_is_refused_before_it_starts(vgg, pair, monkeypatch):
+    """The Adam batch path checks the whole batch's memory, as transfer does for one run."""
+    from nst_helpers import memory
+
+    monkeypatch.setattr(memory, "available", lambda device="cpu": 400 * 2**20)  # 400 MiB free
+    content = torch.rand(1, 3, 600, 800)
+    with pytest.raises(MemoryError, match="use a long edge of at most"):
+        transfer_batch(content, pair[1], [{"alpha": 1.0}, {"alpha": 1e-2}], steps=2, optimizer="adam",
+                       extractor=vgg, progress=False)
