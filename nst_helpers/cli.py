@@ -31,11 +31,10 @@ def _add_common(p: argparse.ArgumentParser, size: int | None = 256, steps: int |
 
 def _transfer(args: argparse.Namespace) -> int:
     from .balance import default_init, default_ratio
-    from .features import check_layers, pick_device
+    from .features import check_layers
     from .images import check_output_path, load_image
-    from .optimize import transfer
+    from .optimize import Options, transfer
     from .runs import coarse_to_fine
-    from .speed import cached_network
 
     # Everything that can be checked is checked before the work starts, so that no run is lost at the end
     # (the memory too: transfer and coarse_to_fine check it before their first evaluation).
@@ -44,7 +43,8 @@ def _transfer(args: argparse.Namespace) -> int:
     if scales and args.size not in (None, scales[-1]):
         raise ValueError(f"--size {args.size} and the last of --scales {args.scales} disagree; give one of them")
     check_layers([args.content_layer, *args.style_layers.split(",")])
-    cached_network(args.weights, args.pooling, str(pick_device(args.device)), args.normalize)  # loaded once, checked
+    # The weights, checked now and loaded once: the run gets the same cached network (Options.network).
+    Options(weights=args.weights, pooling=args.pooling, device=args.device, normalize=args.normalize).network()
     size = scales[-1] if scales else args.size or 256
     content = load_image(args.content, size)
     style = load_image(args.style, size)
