@@ -23,6 +23,7 @@ Networks" (CVPR 2016). One module per concept, where to find each of the paper's
 * ``lab``: the interactive lab's runs (settings, a background thread, Stop, the history);
   ``widgets``: its screen (notebook 05)
 * ``figures``: the paper's figures (``make figures``); ``cli``: the command line
+* ``exercises``: the self-checks of the notebooks' exercises (``from nst_helpers import exercises``)
 """
 
 from .balance import balanced_ratio, default_beta, default_init, paper_ratio
@@ -34,6 +35,7 @@ from .features import (
     layer_shapes,
     load_vgg19,
     pick_device,
+    receptive_field,
 )
 from .images import SAMPLES, load_image, sample_image, save_image, to_pil
 from .losses import (
@@ -82,6 +84,7 @@ __all__ = [
     "optimize_image",
     "paper_ratio",
     "pick_device",
+    "receptive_field",
     "reconstruct_content",
     "rescale_gram",
     "sample_image",

@@ -33,7 +33,7 @@ import torch
 from torch import Tensor, nn
 
 __all__ = ["check_layers", "CONV_LAYERS", "LAYER_NAMES", "layer_shapes", "load_vgg19", "min_size",
-    "normalization_means", "normalize_state", "paper_name", "pick_device", "STYLE_LAYERS", "VGG19Features"]
+    "normalization_means", "normalize_state", "paper_name", "pick_device", "receptive_field", "STYLE_LAYERS", "VGG19Features"]
 
 # Convolutions per block in VGG-19 ("E" configuration of Simonyan & Zisserman).
 _BLOCKS = (2, 2, 4, 4, 4)
@@ -101,6 +101,26 @@ def min_size(layer: str) -> int:
     block = int(check_layers([layer])[0][4])  # "conv4_2"[4] == "4", "pool3"[4] == "3"
     pools_up_to_here = block if layer.startswith("pool") else block - 1
     return 2**pools_up_to_here
+
+
+def receptive_field(layer: str) -> int:
+    """Side (px) of the input patch that one response of ``layer`` depends on (notebook 03, section 3).
+
+    Each 3x3 convolution (padding 1) reaches one step of the current grid further on
+    each side; each 2x2 pooling with stride 2 adds one step and doubles the step:
+    conv1_1 sees 3 px, pool1 6, relu4_2 84, relu5_1 156.
+    """
+    wanted = check_layers([layer])[0]
+    side, step = 1, 1
+    for name in LAYER_NAMES:
+        if name.startswith("conv"):
+            side += 2 * step
+        elif name.startswith("pool"):
+            side += step
+            step *= 2
+        if name == wanted:
+            return side
+    raise AssertionError(f"{wanted} is not in LAYER_NAMES")  # check_layers accepted it
 
 
 class VGG19Features(nn.Module):

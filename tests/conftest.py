@@ -105,3 +105,25 @@ def chromium():
             yield browser
         finally:
             browser.close()
+
+
+#: The paper's images a smoke run of the notebooks (and their solutions) reads.
+SMOKE_IMAGES = ("tubingen", "starry_night", "shipwreck", "the_scream", "composition_vii")
+
+
+@pytest.fixture
+def smoke_environment(monkeypatch):
+    """Environment of the kernel: smoke preset, local images only, inline figures."""
+    if "NST_DATA_DIR" not in os.environ:
+        shared = Path(__file__).resolve().parents[2] / "shared" / "images"
+        if shared.is_dir():
+            monkeypatch.setenv("NST_DATA_DIR", str(shared))
+    from nst_helpers import sample_image
+
+    for name in SMOKE_IMAGES:
+        try:
+            sample_image(name, download=False)  # tests never reach the network
+        except FileNotFoundError as err:
+            pytest.skip(f"the paper's images are not available locally: {err}")
+    monkeypatch.setenv("NST_SMOKE", "1")
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")  # figures as a user sees them

@@ -7,7 +7,6 @@ Jupyter kernel, with ``notebooks/`` as the working directory, and fails on any e
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -17,7 +16,6 @@ import pytest
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
 LESSONS = [path for path in NOTEBOOKS if not path.name.startswith("00_")]  # 00 is the contents page
-IMAGES = ("tubingen", "starry_night", "shipwreck", "the_scream", "composition_vii")  # what the smoke run reads
 
 NAV_LINK = re.compile(r"\[([^\]]*)\]\(([^)\s]+)\)")
 
@@ -84,24 +82,6 @@ def test_notebook_links_point_to_notebooks_that_exist(path):
             if target.startswith(("http://", "https://", "#")):
                 continue
             assert (NOTEBOOK_DIR / target.split("#")[0]).exists(), f"{path.name}: link [{label}]({target}) is broken"
-
-
-@pytest.fixture
-def smoke_environment(monkeypatch):
-    """Environment of the kernel: smoke preset, local images only, inline figures."""
-    if "NST_DATA_DIR" not in os.environ:
-        shared = NOTEBOOK_DIR.parents[1] / "shared" / "images"
-        if shared.is_dir():
-            monkeypatch.setenv("NST_DATA_DIR", str(shared))
-    from nst_helpers import sample_image
-
-    for name in IMAGES:
-        try:
-            sample_image(name, download=False)  # tests never reach the network
-        except FileNotFoundError as err:
-            pytest.skip(f"the paper's images are not available locally: {err}")
-    monkeypatch.setenv("NST_SMOKE", "1")
-    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")  # figures as a user sees them
 
 
 @pytest.mark.slow
