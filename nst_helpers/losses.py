@@ -1,19 +1,20 @@
 r"""The losses of Gatys, Ecker & Bethge, exactly as the paper writes them.
 
 Equation numbers are those of "A Neural Algorithm of Artistic Style" (arXiv
-1508.06576, 2015); the CVPR 2016 paper "Image Style Transfer Using
-Convolutional Neural Networks" numbers the same equations differently, given
-in brackets.
+1508.06576, 2015), which the CVPR 2016 paper "Image Style Transfer Using
+Convolutional Neural Networks" keeps: both print eqs. 1-7 in the same order
+(content loss, its gradient, Gram matrix, layer loss, style loss, its gradient,
+total loss).
 
 Notation: a layer l has N_l filters, each with a feature map of M_l = H_l W_l
 positions. F^l is the (N_l, M_l) matrix of the generated image's responses,
 P^l the content image's, A^l the style image's Gram matrix.
 
-* eq. 1 [2016: 1]  L_content = 1/2 sum_ij (F_ij - P_ij)^2
-* eq. 3 [2016: 3]  G_ij = sum_k F_ik F_jk                   (Gram matrix)
-* eq. 4 [2016: 4]  E_l = 1/(4 N_l^2 M_l^2) sum_ij (G_ij - A_ij)^2
-* eq. 5 [2016: 5]  L_style = sum_l w_l E_l
-* eq. 7 [2016: 7]  L_total = alpha L_content + beta L_style
+* eq. 1  L_content = 1/2 sum_ij (F_ij - P_ij)^2
+* eq. 3  G_ij = sum_k F_ik F_jk                   (Gram matrix)
+* eq. 4  E_l = 1/(4 N_l^2 M_l^2) sum_ij (G_ij - A_ij)^2
+* eq. 5  L_style = sum_l w_l E_l
+* eq. 7  L_total = alpha L_content + beta L_style
 
 Not in the paper (``total_variation``, used by ``transfer`` by default, off
 with ``tv_weight=0``):
@@ -41,7 +42,11 @@ Relation to other conventions (tested in ``tests/test_losses.py``):
   paper's terms, ``w_l = 4e3 / N_l^2`` instead of ``1/5``, which favours the
   low layers by (512/64)^2 = 64 over the high ones. Its content term is the
   mean-MSE, ``2 L_content / (N M)``.
-* The tutorial's Gram / (N M) with mean-MSE gives ``4 E_l / N_l^2``.
+* The tutorial's Gram / (N M) with mean-MSE gives ``4 E_l / N_l^2``; so does
+  d2l's (Dive into Deep Learning), whose content term is the mean-MSE too.
+* CS231n's Gram / (N M) with a plain sum of squares gives ``4 E_l`` (times its
+  hand-set ``w_l``), and its content term ``sum (F - P)^2`` is ``2 L_content``
+  (on SqueezeNet's layers, not VGG-19's: the forms carry over, the layers do not).
 
 These factors matter when one compares alpha/beta ratios across codes: the
 same picture needs very different ratios under different conventions.

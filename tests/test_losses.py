@@ -165,7 +165,7 @@ def test_conversion_to_mean_mse_content():
     torch.testing.assert_close(content_loss(f, p), n * m / 2 * F_.mse_loss(f, p))
 
 
-def test_conversion_to_the_authors_code_and_the_tutorial():
+def test_conversion_to_the_authors_code_the_tutorial_d2l_and_cs231n():
     f = torch.randn(1, 8, 5, 6)
     a_feats = torch.randn(1, 8, 5, 6)
     n, m = 8, 30
@@ -176,6 +176,12 @@ def test_conversion_to_the_authors_code_and_the_tutorial():
     # Tutorial: Gram / (N M), mean-MSE.
     tutorial = F_.mse_loss(gram_matrix(f) / (n * m), gram_matrix(a_feats) / (n * m))
     torch.testing.assert_close(tutorial, 4 * e / n**2)
+    # d2l: the same Gram / (N M) and mean-MSE as the tutorial (style weight 1e4 on every layer alike).
+    # CS231n: Gram / (N M), but a plain sum of squares, and a plain sum for content.
+    cs231n = (gram_matrix(f) / (n * m) - gram_matrix(a_feats) / (n * m)).pow(2).sum()
+    torch.testing.assert_close(cs231n, 4 * e)
+    p = torch.randn(1, 8, 5, 6)
+    torch.testing.assert_close((f - p).pow(2).sum(), 2 * content_loss(f, p))
 
 
 def test_rescale_gram_of_a_tiled_map_is_exact():
