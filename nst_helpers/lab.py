@@ -79,6 +79,7 @@ class LabSettings:
     steps: int = 300  # as optimize.Options
     seed: int = 0
     tv_weight: float = DEFAULT_TV_WEIGHT  # smoothness term against grain (not in the paper; 0: the paper's loss)
+    statistic: str = "gram"  # what the style layers match: the paper's Gram (eq. 4) or another (notebook 06)
 
     def transfer_kwargs(self) -> dict:
         """Keyword arguments for ``optimize.transfer``.
@@ -94,6 +95,7 @@ class LabSettings:
             "layer_weights": {k: v / total for k, v in zip(self.style_layers, self.layer_weights)},
             "pooling": self.pooling, "init": self.init, "optimizer": self.optimizer,
             "steps": self.steps, "seed": self.seed, "tv_weight": self.tv_weight,
+            "style_statistic": self.statistic,
         }
 
     def check(self) -> None:
@@ -127,7 +129,7 @@ class LabSettings:
             f"α/β = {self.ratio:.1e}",
             f"{_short(self.content)} in the style of {_short(self.style)}",
             f"content {paper_name(self.content_layer)}{pre}",
-            f"style {layers}{weights}",
+            f"style {layers}{weights}" + ("" if self.statistic == "gram" else f" · {self.statistic}"),
             f"{self.pooling} pool · {self.init} init · {'L-BFGS' if self.optimizer == 'lbfgs' else 'Adam'}",
             f"{self.size} px · {self.steps} steps · seed {self.seed}",
             "the paper's loss (no TV)" if self.tv_weight == 0 else f"smoothness (TV) {self.tv_weight:.1e}",

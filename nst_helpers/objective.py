@@ -2,7 +2,8 @@
 
 * ``content_targets``: the photo's responses P^l at the content layers (eq. 1).
 * ``style_targets``: the painting's Gram matrices A^l at the style layers (eqs. 3, 4),
-  rescaled to the result's number of positions when the two sizes differ.
+  rescaled to the result's number of positions when the two sizes differ; or, with
+  another ``statistic``, the painting's summary for it (``style_statistics``).
 * ``objective``: ``alpha L_content + beta L_style`` (eq. 7), plus
   ``alpha tv_weight L_tv`` (not in the paper; ``tv_weight=0`` is eq. 7 exactly),
   returning the total and its parts in the paper's units.
@@ -16,6 +17,7 @@ losses here, so there is one definition of what is being minimised.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -33,8 +35,10 @@ from .losses import (
     total_variation,
 )
 from .speed import autocast, device_of
+from .style_statistics import check_statistic, statistic_loss, style_statistic
 
-__all__ = ["NOISE_STD", "check_weighting", "content_targets", "initial_image", "objective", "style_targets", "white_noise"]
+__all__ = ["NOISE_STD", "check_weighting", "content_targets", "initial_image", "objective", "statistic_scale",
+           "style_targets", "white_noise"]
 
 #: The white-noise start's standard deviation. The paper does not give its strength; uniform
 #: noise in [0, 1] (std 0.29) leaves pixel grain the deep layers never remove (notebook 01).
@@ -77,24 +81,29 @@ def content_targets(vgg: VGG19Features, content: Tensor, layers: Sequence[str],
 
 
 def style_targets(vgg: VGG19Features, style: Tensor, layers: Sequence[str], out_hw: tuple[int, int],
-                  precision: str = "fp32") -> dict[str, Tensor]:
+                  precision: str = "fp32", statistic: str = "gram") -> dict[str, Any]:
     """The style image's Gram matrices A^l (eq. 3), rescaled to an output of ``out_hw`` pixels.
 
     Eq. 4 divides by the number of positions M_l; a painting of another size than the
     result has another M_l, so its Grams are rescaled per position (``losses.rescale_gram``).
+    Another ``statistic`` (``style_statistics.STATISTICS``) gives ``{layer: its summary}``,
+    per position already.
     """
+    check_statistic(statistic)
     device = device_of(vgg)
     with torch.no_grad(), autocast(device, precision):
         feats = vgg(style.to(device), layers)
+    if statistic != "gram":
+        return {layer: style_statistic(f.float(), statistic) for layer, f in feats.items()}
     positions = {k: h * w for k, (_, h, w) in layer_shapes(layers, *out_hw).items()}
     return {layer: rescale_gram(gram_matrix(f.float()), f.shape[-1] * f.shape[-2], positions[layer])
             for layer, f in feats.items()}
 
 
-def objective(vgg: VGG19Features, content: Mapping[str, Tensor], style: Mapping[str, Tensor],
+def objective(vgg: VGG19Features, content: Mapping[str, Tensor], style: Mapping[str, Any],
               alpha: float | Tensor, beta: float | Tensor, layer_weights: Mapping[str, float | Tensor] | None = None,
               precision: str = "fp32", channels_last: bool = False, per_image: bool = False,
-              tv_weight: float = 0.0) -> Objective:
+              tv_weight: float = 0.0, statistic: str = "gram") -> Objective:
     """Eq. 7, ``alpha L_content + beta L_style``, plus ``alpha tv_weight L_tv``, as a function of the image.
 
     Args:
@@ -106,15 +115,21 @@ def objective(vgg: VGG19Features, content: Mapping[str, Tensor], style: Mapping[
         channels_last: feed the network NHWC images (``speed.prepare_network``).
         per_image: losses per image, shape (B,); alpha, beta and the layer weights may
             then be (B,) tensors: a batch of independent problems sharing the targets
-            (``runs.transfer_batch``). Every style layer then needs a weight.
+            (``runs.transfer_batch``).
         tv_weight: the smoothing term's weight per unit of alpha (``balance``); 0: the paper's loss.
+        statistic: the style statistic the targets hold (``style_targets``); ``"gram"`` is eq. 4,
+            the others replace E_l in eq. 5 by ``style_statistics.statistic_loss``.
 
     Returns:
         ``image -> (total, {"content": ..., "style": ..., "tv": ...})``, the parts with
         their weights applied, so that they add up to the total.
     """
+    check_statistic(statistic)
+    if per_image and statistic != "gram":
+        raise ValueError(f"batches of independent problems (per_image) match the Gram only, not {statistic!r}")
     layers = list(dict.fromkeys([*content, *style]))
     device = device_of(vgg)
+    weights = layer_weights or {k: 1.0 / max(len(style), 1) for k in style}
     zero = torch.zeros((), device=device)
 
     def loss(image: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
@@ -126,7 +141,6 @@ def objective(vgg: VGG19Features, content: Mapping[str, Tensor], style: Mapping[
             feats = vgg(image, layers)
         if per_image:
             start = torch.zeros(image.shape[0], device=device)
-            weights = layer_weights or {}
             content_part = sum((content_loss(feats[k].float(), p, reduction="none") for k, p in content.items()), start)
             style_part = sum((weights[k] * style_layer_loss(feats[k], a, reduction="none") for k, a in style.items()),
                              start)
@@ -134,11 +148,34 @@ def objective(vgg: VGG19Features, content: Mapping[str, Tensor], style: Mapping[
             return (alpha * content_part + beta * style_part + tv,
                     {"content": alpha * content_part, "style": beta * style_part, "tv": tv})
         content_part = sum((content_loss(feats[k].float(), p) for k, p in content.items()), zero)
-        style_part = style_loss(feats, style, layer_weights) if style else zero
+        if statistic == "gram":
+            style_part = style_loss(feats, style, layer_weights) if style else zero
+        else:  # eq. 5 with another statistic in place of E_l
+            style_part = sum((weights[k] * statistic_loss(feats[k], t, statistic) for k, t in style.items()), zero)
         return (total_loss(content_part, style_part, alpha, beta) + tv,
                 {"content": alpha * content_part, "style": beta * style_part, "tv": tv})
 
     return loss
+
+
+@torch.no_grad()
+def statistic_scale(vgg: VGG19Features, image: Tensor, grams: Mapping[str, Tensor], targets: Mapping[str, Any],
+                    statistic: str, layer_weights: Mapping[str, float] | None = None) -> float:
+    """L_style with the Gram (eq. 5) over L_style with ``statistic``, both at ``image``: the factor that puts
+    another statistic's style term in the Gram's units.
+
+    The statistics' losses differ by orders of magnitude (a Gram entry is a product of two
+    responses, a mean is one), so the same beta would weigh them very differently. Scaling
+    by this factor, measured at the start image of each run, makes their style terms equal
+    there: alpha/beta then means roughly the same balance whichever statistic is matched.
+    """
+    feats = vgg(image.float(), list(grams))
+    weights = layer_weights or {k: 1.0 / len(grams) for k in grams}
+    gram_part = float(style_loss(feats, grams, weights))
+    other = float(sum(weights[k] * statistic_loss(feats[k], t, statistic) for k, t in targets.items()))
+    if not other > 0:
+        raise ValueError(f"the start image already matches the painting's {statistic!r} statistics: start elsewhere")
+    return gram_part / other
 
 
 def check_weighting(alpha: float, beta: float, style_layers: Sequence[str],

@@ -43,8 +43,17 @@ from .features import STYLE_LAYERS, VGG19Features, check_layers, pick_device
 from .images import as_batch
 from .losses import check_weights
 from .memory import check_fits
-from .objective import NOISE_STD, check_weighting, content_targets, initial_image, objective, style_targets
+from .objective import (
+    NOISE_STD,
+    check_weighting,
+    content_targets,
+    initial_image,
+    objective,
+    statistic_scale,
+    style_targets,
+)
 from .speed import cached_network, device_of, keep_cpu_memory, prepare_network
+from .style_statistics import check_statistic
 
 __all__ = [
     "Options",
@@ -350,8 +359,10 @@ def _split_batch(records: list[Tensor], best_image: Tensor, best_step: Tensor, i
 def _run(content: Tensor | None, style: Tensor | None, content_layers: Sequence[str],
          style_layers: Sequence[str], alpha: float, beta: float,
          layer_weights: Mapping[str, float] | None, out_shape: Sequence[int],
-         options: Options, task: str, extra: dict[str, Any], tv_weight: float = 0.0) -> Result:
+         options: Options, task: str, extra: dict[str, Any], tv_weight: float = 0.0,
+         statistic: str = "gram") -> Result:
     check_weighting(alpha, beta, style_layers, layer_weights)
+    check_statistic(statistic)
     check_weights([tv_weight], "tv_weight")
     check_layers(content_layers)
     hw = (int(out_shape[-2]), int(out_shape[-1]))
@@ -361,10 +372,17 @@ def _run(content: Tensor | None, style: Tensor | None, content_layers: Sequence[
     vgg = options.network()
     channels_last = prepare_network(vgg, options.channels_last, owned=options.extractor is None)  # speed only
     p = content_targets(vgg, content, content_layers, options.precision) if content is not None and content_layers else {}
-    a = style_targets(vgg, style, style_layers, hw, options.precision) if style is not None and style_layers else {}
-    loss = objective(vgg, p, a, alpha, beta, layer_weights, options.precision, channels_last, tv_weight=tv_weight)
+    a = style_targets(vgg, style, style_layers, hw, options.precision, statistic) if style is not None and style_layers else {}
     x0 = initial_image(options.init, out_shape, options.seed, options.noise_std, content, style).to(device_of(vgg))
+    scale = 1.0
+    if statistic != "gram" and p and a:  # beta in the Gram's units, so that alpha/beta keeps its meaning
+        grams = style_targets(vgg, style, style_layers, hw, options.precision)
+        scale = statistic_scale(vgg, x0, grams, a, statistic, layer_weights)
+    loss = objective(vgg, p, a, alpha, beta * scale, layer_weights, options.precision, channels_last,
+                     tv_weight=tv_weight, statistic=statistic)
     settings = {"task": task, **extra, **options.summary(), "size": list(hw)}
+    if scale != 1.0:
+        settings["style_scale"] = scale
     result = optimize_image(loss, x0, options, settings, description=task)
     result.seconds = time.perf_counter() - start
     return result
@@ -393,6 +411,7 @@ def synthesize_texture(
     layers: Sequence[str] = STYLE_LAYERS,
     layer_weights: Mapping[str, float] | None = None,
     size: tuple[int, int] | None = None,
+    style_statistic: str = "gram",
     **options: Any,
 ) -> Result:
     """Synthesise a texture matching the Gram matrices of ``layers`` (Fig. 1, style reconstructions).
@@ -405,13 +424,16 @@ def synthesize_texture(
             ``STYLE_LAYERS[:k]`` (rectified, see ``reconstruct_content``).
         layer_weights: ``{layer: w_l}``; default ``1/len(layers)``.
         size: (height, width) of the result; default the style image's.
+        style_statistic: what is matched at each layer: ``"gram"`` (eq. 4, the paper), or
+            ``"mean_std"``, ``"mmd_linear"``, ``"sliced_w2"`` (``style_statistics``, notebook 06).
         **options: see ``Options``.
     """
     o = Options.from_kwargs(options)
     style_image = as_batch(style_image, "style_image")
     shape = (1, 3, *(size or style_image.shape[-2:]))
     return _run(None, style_image, [], list(layers), 0.0, 1.0, layer_weights, shape, o,
-                "synthesize_texture", {"layers": list(layers), "layer_weights": layer_weights})
+                "synthesize_texture", {"layers": list(layers), "layer_weights": layer_weights,
+                                       "style_statistic": style_statistic}, statistic=style_statistic)
 
 
 def transfer(
@@ -423,6 +445,7 @@ def transfer(
     style_layers: Sequence[str] = STYLE_LAYERS,
     layer_weights: Mapping[str, float] | None = None,
     tv_weight: float | None = None,
+    style_statistic: str = "gram",
     **options: Any,
 ) -> Result:
     """Render ``content_image`` in the style of ``style_image`` (eq. 7, Fig. 2).
@@ -445,6 +468,10 @@ def transfer(
             the weight holds at every size (L_tv and L_content both sum over
             positions). ``0`` gives the paper's eq. 7; ``None``: the default for
             the network (raw or normalised), ``balance.default_tv_weight``.
+        style_statistic: ``"gram"`` (eq. 4) or another statistic of ``style_statistics``.
+            Another statistic's term is scaled to equal the Gram's at the start image
+            (``objective.statistic_scale``, recorded as ``settings["style_scale"]``), so the
+            same alpha/beta gives a comparable balance with every statistic.
         **options: see ``Options``. ``init`` defaults to ``balance.default_init``: the
             paper's white noise from 256 px up, the photo below (too small for noise).
             Coarse-to-fine passes: ``runs.coarse_to_fine``.
@@ -467,4 +494,5 @@ def transfer(
     return _run(content_image, style_image, [content_layer], list(style_layers), alpha, beta,
                 layer_weights, content_image.shape, o, "transfer",
                 {"alpha": alpha, "beta": beta, "content_layer": content_layer, "tv_weight": tv_weight,
-                 "style_layers": list(style_layers), "layer_weights": layer_weights}, tv_weight)
+                 "style_layers": list(style_layers), "layer_weights": layer_weights,
+                 "style_statistic": style_statistic}, tv_weight, style_statistic)

@@ -142,6 +142,12 @@ class StyleLab:
         self.layer_weights = {k: w.BoundedFloatText(value=1.0, min=0.0, max=100.0, step=0.5,
                                                     layout=w.Layout(width="72px"))
                               for k in STYLE_LAYERS}
+        self.statistic = w.Dropdown(options=[("Gram matrix (eq. 4, the paper)", "gram"),
+                                             ("mean and std per channel (AdaIN)", "mean_std"),
+                                             ("means only (linear MMD)", "mmd_linear"),
+                                             ("sliced Wasserstein (transport)", "sliced_w2")],
+                                    value="gram", description="statistic", style=_LABEL,
+                                    layout=w.Layout(width="330px"))
         self.pooling = w.ToggleButtons(options=[("max", "max"), ("average", "avg")], value="avg",
                                        style={"button_width": "86px"}, tooltips=["the trained VGG-19", "the paper's"])
         self.init = w.ToggleButtons(options=["noise", "content", "style"], value=self.preset.init, style={"button_width": "86px"},
@@ -182,7 +188,7 @@ class StyleLab:
         self._controls = [self.content, self.style, self.content_upload, self.style_upload, self.ratio,
                           self.tv_on, self.tv_weight,
                           self.content_layer, *self.layer_toggles.values(), *self.layer_weights.values(),
-                          self.pooling, self.init, self.optimizer, self.size, self.steps, self.seed]
+                          self.statistic, self.pooling, self.init, self.optimizer, self.size, self.steps, self.seed]
 
         def heading(text: str, note: str = "") -> w.HTML:
             small = f" <span style='color:#666;font-weight:normal;font-size:90%'>{note}</span>" if note else ""
@@ -201,6 +207,7 @@ class StyleLab:
             self.content_layer,
             w.HBox([_label("style layers"), *self.layer_toggles.values()]),
             w.HBox([_label("weights w<sub>l</sub>"), *self.layer_weights.values()]),
+            self.statistic,
             heading("Optimisation"),
             w.HBox([_label("pooling"), self.pooling]),
             w.HBox([_label("start from"), self.init]),
@@ -239,7 +246,7 @@ class StyleLab:
             layer_weights=tuple(float(self.layer_weights[k].value) for k in layers),
             pooling=self.pooling.value, init=self.init.value, optimizer=self.optimizer.value,
             size=int(self.size.value), steps=int(self.steps.value), seed=int(self.seed.value),
-            tv_weight=float(self.tv_weight.value) if self.tv_on.value else 0.0,
+            tv_weight=float(self.tv_weight.value) if self.tv_on.value else 0.0, statistic=self.statistic.value,
         )
 
     def _source(self, key: str) -> str | Path:

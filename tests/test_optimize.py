@@ -305,3 +305,26 @@ def test_a_run_that_cannot_fit_is_refused_before_it_starts(smooth_image, monkeyp
     monkeypatch.setattr(memory, "available", lambda device="cpu": 400 * 2**20)  # 400 MiB: small runs only
     with pytest.raises(MemoryError, match="use a long edge of at most"):
         transfer(torch.rand(1, 3, 600, 800), smooth_image, steps=2, weights="random", progress=False)
+
+
+@pytest.mark.parametrize("statistic", ["gram", "mean_std", "mmd_linear", "sliced_w2"])
+def test_every_style_statistic_runs_through_the_engine(smooth_image, quick, statistic):
+    result = synthesize_texture(smooth_image, ["relu1_1", "relu2_1"], size=(32, 32), steps=15,
+                                style_statistic=statistic, **quick)
+    assert result.history["style"][-1] < 0.5 * result.history["style"][0]
+    assert result.settings["style_statistic"] == statistic
+
+
+def test_another_statistic_is_weighed_in_the_grams_units(smooth_image, quick):
+    """At the start image the mean/std style term equals the Gram's: alpha/beta keeps its meaning."""
+    style = smooth_image.flip(-1).roll(7, dims=-2)
+    kwargs = {"alpha": 1.0, "beta": 1e3, "steps": 1, "init": "content", **quick}
+    gram = transfer(smooth_image, style, **kwargs)
+    other = transfer(smooth_image, style, style_statistic="mean_std", **kwargs)
+    assert other.history["style"][0] == pytest.approx(gram.history["style"][0], rel=1e-4)
+    assert other.settings["style_scale"] > 0 and "style_scale" not in gram.settings
+
+
+def test_an_unknown_style_statistic_is_refused(smooth_image, quick):
+    with pytest.raises(ValueError, match="unknown style statistic 'gatys'; choose one of"):
+        synthesize_texture(smooth_image, steps=1, style_statistic="gatys", **quick)
