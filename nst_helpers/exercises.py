@@ -30,13 +30,16 @@ from .losses import content_loss, gram_matrix, total_variation
 from .optimize import Result
 from .speed import device_of
 from .stats import gram_losses, psnr, top_band_power
+from .style_statistics import feature_covariance, feature_mean, gram_per_position
 
 __all__ = [
     "check_changed_by_shuffle",
     "check_constant_map",
     "check_content_share",
     "check_deep_layers_matter",
+    "check_gram_decomposition",
     "check_gram_entry",
+    "check_linear_mmd",
     "check_gram_of_sum",
     "check_layer_size",
     "check_longer_run",
@@ -346,3 +349,37 @@ def check_closer_to_photo(exercise: int, closer: Tensor | Result | None, farther
     a, b = psnr(_image(closer), photo), psnr(_image(farther), photo)
     return _say(exercise, a > b, f"PSNR against the photo {a:.1f} dB vs {b:.1f} dB",
                 f"PSNR {a:.1f} dB is not above {b:.1f} dB: pass the result you expect nearer the photo first")
+
+
+# Notebook 06: style statistics
+
+
+def check_gram_decomposition(exercise: int, features: Tensor, mean: Tensor | None, covariance: Tensor | None) -> bool:
+    """Are ``mean`` (N,) and ``covariance`` (N, N) those of ``features`` (1, N, H, W), so that G/M = Sigma + mu mu^T?"""
+    if _missing(exercise, mean, covariance):
+        return False
+    mu, sigma = feature_mean(features)[0].cpu(), feature_covariance(features)[0].cpu()
+    mean, covariance = mean.detach().float().cpu().reshape(-1), covariance.detach().float().cpu()
+    if mean.shape != mu.shape or covariance.shape != sigma.shape:
+        return _say(exercise, False, "", f"shapes {tuple(mean.shape)} and {tuple(covariance.shape)}; expected "
+                    f"{tuple(mu.shape)} and {tuple(sigma.shape)}: one mean per channel, an N x N covariance")
+    scale = float(gram_per_position(features).abs().max())
+    ok_mean = bool(torch.allclose(mean, mu.float(), rtol=1e-4, atol=1e-5 * scale))
+    ok_cov = bool(torch.allclose(covariance, sigma.float(), rtol=1e-3, atol=1e-5 * scale))
+    return _say(exercise, ok_mean and ok_cov, "G/M = Sigma + mu mu^T with your mean and covariance",
+                ("the mean is right; " if ok_mean else "the mean differs: average each channel over the positions; ")
+                + ("the covariance is right" if ok_cov else "the covariance differs: subtract the mean, then "
+                   "(F - mu)(F - mu)^T / M, dividing by M, not M - 1"))
+
+
+def check_linear_mmd(exercise: int, extractor: VGG19Features, image: Tensor, style_image: Tensor, layer: str,
+                     answer: float | None) -> bool:
+    """Is ``answer`` the linear-kernel MMD^2 between the two images' feature vectors at ``layer``: ||mu_x - mu_y||^2?"""
+    if _missing(exercise, answer):
+        return False
+    device = device_of(extractor)
+    with torch.no_grad():
+        fx, fy = (extractor(x.float().to(device), [layer])[layer] for x in (image, style_image))
+    value = float((feature_mean(fx) - feature_mean(fy)).pow(2).sum())
+    return _say(exercise, abs(float(answer) - value) <= 1e-3 * value, f"MMD^2 = ||mu_x - mu_y||^2 = {value:.6g}",
+                f"{answer} is not {value:.6g}: with k(x, y) = x^T y each mean of kernel values is a product of means")
