@@ -66,7 +66,7 @@ def test_smoothness_defaults_to_the_engine_and_unticks_to_the_papers_loss(lab, t
 def test_controls_start_from_the_paper(lab):
     settings = lab.settings()
     assert settings.style_layers == STYLE_LAYERS and settings.content_layer == "relu4_2"
-    assert (settings.pooling, settings.optimizer) == ("avg", "lbfgs")
+    assert (settings.pooling, settings.optimizer, settings.statistic) == ("avg", "lbfgs", "gram")
     # on a CPU the lab's runs are quick (100 steps): from the photo, with quick_ratio (balance); else noise
     quick = lab.preset.size < QUICK_BELOW
     assert settings.init == ("content" if quick else "noise") == lab.preset.init
@@ -82,6 +82,7 @@ def test_a_run_updates_image_progress_and_history(lab):
     lab.layer_toggles["relu5_1"].value = False
     lab.layer_weights["relu1_1"].value = 2.0
     lab.pooling.value, lab.init.value, lab.optimizer.value = "max", "content", "adam"
+    lab.statistic.value = "mean_std"  # notebook 06's statistic control
     assert lab.run()
     assert lab.wait(120)
     assert not lab.running and not lab.run_button.disabled and lab.stop_button.disabled
@@ -96,6 +97,8 @@ def test_a_run_updates_image_progress_and_history(lab):
     assert run.settings.style_layers == STYLE_LAYERS[:4]
     assert (run.settings.pooling, run.settings.init, run.settings.optimizer) == ("max", "content", "adam")
     assert run.result.settings["alpha"] == pytest.approx(1e-3) and run.result.settings["pooling"] == "max"
+    assert run.settings.statistic == run.result.settings["style_statistic"] == "mean_std"
+    assert any("mean_std" in line for line in run.settings.describe())
     assert len(lab.history_box.children) == 1
     card = lab.history_box.children[0]
     save_button, saved = card.children[2], card.children[3]
