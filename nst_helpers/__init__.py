@@ -23,6 +23,9 @@ Networks" (CVPR 2016). One module per concept, where to find each of the paper's
 * ``lab``: the interactive lab's runs (settings, a background thread, Stop, the history);
   ``widgets``: its screen (notebook 05)
 * ``figures``: the paper's figures (``make figures``); ``cli``: the command line
+* ``style_statistics``: style as a statistic: G/M = Sigma + mu mu^T, MMD, mean/std, sliced Wasserstein
+  (notebook 06; ``style_statistic=`` in ``synthesize_texture`` and ``transfer``)
+* ``color``: keeping the photo's colours (Gatys et al. 2017; ``preserve_color=`` in ``transfer``)
 * ``exercises``: the self-checks of the notebooks' exercises (``from nst_helpers import exercises``)
 """
 

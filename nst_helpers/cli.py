@@ -56,7 +56,7 @@ def _transfer(args: argparse.Namespace) -> int:
         alpha=args.alpha, beta=args.beta, content_layer=args.content_layer, style_layers=args.style_layers.split(","),
         steps=args.steps, optimizer=args.optimizer, **({} if args.tv_weight is None else {"tv_weight": args.tv_weight}),
         init=init, pooling=args.pooling, weights=args.weights, normalize=args.normalize,
-        device=args.device, seed=args.seed, precision=args.precision,
+        device=args.device, seed=args.seed, precision=args.precision, preserve_color=args.preserve_color,
     )
     result = coarse_to_fine(content, style, scales, **common) if scales else transfer(content, style, **common)
     path = _save_or_keep(result.image, output)
@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--tv-weight", type=float, default=None,
                    help="total-variation weight, against the grain the paper's loss cannot see (default: "
                         "nst_helpers.balance.default_tv_weight; 0 is the paper's loss)")
+    t.add_argument("--preserve-color", choices=["luminance", "histogram"], default=None,
+                   help="keep the photo's colours (Gatys et al. 2017): style on the luminance only, or the "
+                        "painting's colours first matched to the photo's (default: the painting's colours)")
     t.add_argument("--content-layer", default="relu4_2", help="the paper's conv4_2 (rectified)")
     t.add_argument("--style-layers", default=",".join(STYLE_LAYERS), help="comma-separated layer names")
     t.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",

@@ -32,13 +32,14 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from .balance import default_beta, default_init, default_tv_weight
+from .color import check_mode, luminance, match_colors, match_luminance, with_chroma_of
 from .features import STYLE_LAYERS, VGG19Features, check_layers, pick_device
 from .images import as_batch
 from .losses import check_weights
@@ -446,6 +447,7 @@ def transfer(
     layer_weights: Mapping[str, float] | None = None,
     tv_weight: float | None = None,
     style_statistic: str = "gram",
+    preserve_color: str | None = None,
     **options: Any,
 ) -> Result:
     """Render ``content_image`` in the style of ``style_image`` (eq. 7, Fig. 2).
@@ -472,6 +474,9 @@ def transfer(
             Another statistic's term is scaled to equal the Gram's at the start image
             (``objective.statistic_scale``, recorded as ``settings["style_scale"]``), so the
             same alpha/beta gives a comparable balance with every statistic.
+        preserve_color: ``None`` (the paper: the painting's colours), ``"luminance"`` (style
+            on the luminance only, the photo's chroma kept) or ``"histogram"`` (the painting's
+            colours first mapped to the photo's mean and covariance): Gatys et al. 2017, ``color``.
         **options: see ``Options``. ``init`` defaults to ``balance.default_init``: the
             paper's white noise from 256 px up, the photo below (too small for noise).
             Coarse-to-fine passes: ``runs.coarse_to_fine``.
@@ -483,16 +488,25 @@ def transfer(
         is the paper's loss. The right alpha/beta depends on the network's
         scale and the image size: ``balance``.
     """
-    content_image = as_batch(content_image, "content_image")
+    photo = content_image = as_batch(content_image, "content_image")
     style_image = as_batch(style_image, "style_image")
     size = max(content_image.shape[-2:])
     o = Options.from_kwargs({"init": default_init(size), **options})
+    if check_mode(preserve_color) == "histogram":
+        style_image = match_colors(style_image, content_image).clamp(0, 1)
+    elif preserve_color == "luminance":  # the transfer runs on grey images; the photo's chroma comes back at the end
+        content_image, style_image = luminance(photo), match_luminance(style_image, photo)
+        if isinstance(o.init, Tensor):
+            o = replace(o, init=luminance(as_batch(o.init, "init")))
     if beta is None:
         beta = default_beta(size, alpha, o.init)
     if tv_weight is None:
         tv_weight = o.default_tv_weight()
-    return _run(content_image, style_image, [content_layer], list(style_layers), alpha, beta,
-                layer_weights, content_image.shape, o, "transfer",
-                {"alpha": alpha, "beta": beta, "content_layer": content_layer, "tv_weight": tv_weight,
-                 "style_layers": list(style_layers), "layer_weights": layer_weights,
-                 "style_statistic": style_statistic}, tv_weight, style_statistic)
+    result = _run(content_image, style_image, [content_layer], list(style_layers), alpha, beta,
+                  layer_weights, content_image.shape, o, "transfer",
+                  {"alpha": alpha, "beta": beta, "content_layer": content_layer, "tv_weight": tv_weight,
+                   "style_layers": list(style_layers), "layer_weights": layer_weights,
+                   "style_statistic": style_statistic, "preserve_color": preserve_color}, tv_weight, style_statistic)
+    if preserve_color == "luminance":
+        result.image = with_chroma_of(result.image, photo)
+    return result

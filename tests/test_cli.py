@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 import torch
 from PIL import Image
 
@@ -138,3 +139,19 @@ def test_a_result_that_cannot_be_saved_at_the_end_is_kept(tmp_path, capsys, monk
     assert code == 1 and "No space left on device" in err and "the result is kept in" in err
     kept = err.split("the result is kept in ")[1].split()[0]
     assert Image.open(kept).size == (32, 24)
+
+
+def test_preserve_color_reaches_the_engine(tmp_path, monkeypatch):
+    """--preserve-color luminance keeps the photo's chroma (Gatys et al. 2017); the flag reaches transfer."""
+    import nst_helpers.optimize as optimize
+
+    seen = []
+    real = optimize.transfer
+    monkeypatch.setattr(optimize, "transfer", lambda c, s, **kw: seen.append(kw) or real(c, s, **kw))
+    content, style = _images(tmp_path)
+    out = tmp_path / "kept.png"
+    assert main(["transfer", str(content), str(style), "-o", str(out), "--size", "32", "--steps", "2",
+                 "--device", "cpu", "--preserve-color", "luminance"]) == 0
+    assert seen[-1]["preserve_color"] == "luminance" and out.exists()
+    with pytest.raises(SystemExit):
+        main(["transfer", str(content), str(style), "-o", str(out), "--preserve-color", "yes"])
