@@ -43,11 +43,18 @@ def _transfer(args: argparse.Namespace) -> int:
     if scales and args.size not in (None, scales[-1]):
         raise ValueError(f"--size {args.size} and the last of --scales {args.scales} disagree; give one of them")
     check_layers([args.content_layer, *args.style_layers.split(",")])
+    weights = [float(w) for w in args.style_weights.split(",")] if args.style_weights else None
+    if weights is not None and len(weights) != len(args.style):
+        raise ValueError(f"--style-weights gives {len(weights)} weights for {len(args.style)} STYLE images: "
+                         "give one per painting")
+    if scales and len(args.style) > 1:
+        raise ValueError("--scales takes one STYLE image; blend several paintings in a single pass")
     # The weights, checked now and loaded once: the run gets the same cached network (Options.network).
     Options(weights=args.weights, pooling=args.pooling, device=args.device, normalize=args.normalize).network()
     size = scales[-1] if scales else args.size or 256
     content = load_image(args.content, size)
-    style = load_image(args.style, size)
+    styles = [load_image(source, size) for source in args.style]
+    style = styles[0] if len(styles) == 1 else styles
     init = args.init or default_init(size)
     if args.init is None and init != "noise":
         print(f"starting from the photo: at {size} px white noise leaves it unreadable (balance.default_init); "
@@ -57,6 +64,7 @@ def _transfer(args: argparse.Namespace) -> int:
         steps=args.steps, optimizer=args.optimizer, **({} if args.tv_weight is None else {"tv_weight": args.tv_weight}),
         init=init, pooling=args.pooling, weights=args.weights, normalize=args.normalize,
         device=args.device, seed=args.seed, precision=args.precision, preserve_color=args.preserve_color,
+        **({} if weights is None else {"style_weights": weights}),
     )
     result = coarse_to_fine(content, style, scales, **common) if scales else transfer(content, style, **common)
     path = _save_or_keep(result.image, output)
@@ -96,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("transfer", help="style transfer of CONTENT in the style of STYLE")
     t.add_argument("content", help="image path, URL or sample name (tubingen, starry_night, ...)")
-    t.add_argument("style", help="image path, URL or sample name")
+    t.add_argument("style", nargs="+", help="image path, URL or sample name; several paintings are blended "
+                   "(--style-weights)")
     t.add_argument("-o", "--output", required=True, help="where to save the result (PNG, JPEG)")
     t.add_argument("--alpha", type=float, default=1.0, help="content weight (eq. 7)")
     t.add_argument("--beta", type=float, default=None,
@@ -104,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--tv-weight", type=float, default=None,
                    help="total-variation weight, against the grain the paper's loss cannot see (default: "
                         "nst_helpers.balance.default_tv_weight; 0 is the paper's loss)")
+    t.add_argument("--style-weights", default=None,
+                   help="with several STYLE images, their shares, comma-separated (default equal), e.g. 0.7,0.3")
     t.add_argument("--preserve-color", choices=["luminance", "histogram"], default=None,
                    help="keep the photo's colours (Gatys et al. 2017): style on the luminance only, or the "
                         "painting's colours first matched to the photo's (default: the painting's colours)")

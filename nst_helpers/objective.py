@@ -37,7 +37,7 @@ from .losses import (
 from .speed import autocast, device_of
 from .style_statistics import check_statistic, statistic_loss, style_statistic
 
-__all__ = ["NOISE_STD", "check_weighting", "content_targets", "initial_image", "objective", "statistic_scale",
+__all__ = ["NOISE_STD", "blended_style_targets", "check_weighting", "content_targets", "initial_image", "objective", "statistic_scale",
            "style_targets", "white_noise"]
 
 #: The white-noise start's standard deviation. The paper does not give its strength; uniform
@@ -156,6 +156,31 @@ def objective(vgg: VGG19Features, content: Mapping[str, Tensor], style: Mapping[
                 {"content": alpha * content_part, "style": beta * style_part, "tv": tv})
 
     return loss
+
+
+def blended_style_targets(vgg: VGG19Features, styles: Sequence[Tensor], weights: Sequence[float] | None,
+                          layers: Sequence[str], out_hw: tuple[int, int], precision: str = "fp32") -> dict[str, Tensor]:
+    """Several paintings' Gram targets (eq. 3), blended: ``sum_s lambda_s A_s`` with the weights normalised to sum 1.
+
+    Why the weighted mean of the targets: for weights summing to one,
+    ``sum_s lambda_s ||G - A_s||^2 = ||G - sum_s lambda_s A_s||^2 + const`` (the constant does not
+    depend on the image), so matching the blended Gram *is* minimising the weighted sum of the
+    paintings' style losses (Gatys et al. 2017 mix styles this way), at the cost of one
+    target per layer. Weights (1, 0) give the first painting alone; summing unnormalised
+    targets, as some codes do, asks for a Gram larger than any painting's and leaves the
+    weights without a clear meaning.
+    """
+    if not styles:
+        raise ValueError("no style image given: pass one painting, or a list of them")
+    weights = [1.0] * len(styles) if weights is None else [float(w) for w in weights]
+    if len(weights) != len(styles):
+        raise ValueError(f"{len(styles)} style images but {len(weights)} style_weights: give one weight per painting")
+    check_weights(weights, "style_weights")
+    total = sum(weights)
+    if not total > 0:
+        raise ValueError("style_weights are all zero: give at least one painting a positive weight")
+    targets = [style_targets(vgg, image, layers, out_hw, precision) for image in styles]
+    return {layer: sum(w / total * t[layer] for w, t in zip(weights, targets)) for layer in layers}
 
 
 @torch.no_grad()

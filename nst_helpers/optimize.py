@@ -46,6 +46,7 @@ from .losses import check_weights
 from .memory import check_fits
 from .objective import (
     NOISE_STD,
+    blended_style_targets,
     check_weighting,
     content_targets,
     initial_image,
@@ -357,11 +358,11 @@ def _split_batch(records: list[Tensor], best_image: Tensor, best_step: Tensor, i
     return results
 
 
-def _run(content: Tensor | None, style: Tensor | None, content_layers: Sequence[str],
+def _run(content: Tensor | None, style: Tensor | Sequence[Tensor] | None, content_layers: Sequence[str],
          style_layers: Sequence[str], alpha: float, beta: float,
          layer_weights: Mapping[str, float] | None, out_shape: Sequence[int],
          options: Options, task: str, extra: dict[str, Any], tv_weight: float = 0.0,
-         statistic: str = "gram") -> Result:
+         statistic: str = "gram", style_weights: Sequence[float] | None = None) -> Result:
     check_weighting(alpha, beta, style_layers, layer_weights)
     check_statistic(statistic)
     check_weights([tv_weight], "tv_weight")
@@ -373,8 +374,18 @@ def _run(content: Tensor | None, style: Tensor | None, content_layers: Sequence[
     vgg = options.network()
     channels_last = prepare_network(vgg, options.channels_last, owned=options.extractor is None)  # speed only
     p = content_targets(vgg, content, content_layers, options.precision) if content is not None and content_layers else {}
-    a = style_targets(vgg, style, style_layers, hw, options.precision, statistic) if style is not None and style_layers else {}
-    x0 = initial_image(options.init, out_shape, options.seed, options.noise_std, content, style).to(device_of(vgg))
+    several = style is not None and not isinstance(style, Tensor)
+    if several and statistic != "gram":
+        raise ValueError(f"several paintings are blended through their Gram matrices; style_statistic={statistic!r} "
+                         "takes one painting")
+    if style is None or not style_layers:
+        a = {}
+    elif several:
+        a = blended_style_targets(vgg, style, style_weights, style_layers, hw, options.precision)
+    else:
+        a = style_targets(vgg, style, style_layers, hw, options.precision, statistic)
+    first = style[0] if several else style  # init="style" starts from the first painting
+    x0 = initial_image(options.init, out_shape, options.seed, options.noise_std, content, first).to(device_of(vgg))
     scale = 1.0
     if statistic != "gram" and p and a:  # beta in the Gram's units, so that alpha/beta keeps its meaning
         grams = style_targets(vgg, style, style_layers, hw, options.precision)
@@ -439,7 +450,7 @@ def synthesize_texture(
 
 def transfer(
     content_image: Tensor,
-    style_image: Tensor,
+    style_image: Tensor | Sequence[Tensor],
     alpha: float = 1.0,
     beta: float | None = None,
     content_layer: str = "relu4_2",
@@ -448,6 +459,7 @@ def transfer(
     tv_weight: float | None = None,
     style_statistic: str = "gram",
     preserve_color: str | None = None,
+    style_weights: Sequence[float] | None = None,
     **options: Any,
 ) -> Result:
     """Render ``content_image`` in the style of ``style_image`` (eq. 7, Fig. 2).
@@ -458,7 +470,7 @@ def transfer(
 
     Args:
         content_image: the photo, (1, 3, H, W) in [0, 1].
-        style_image: the painting, (1, 3, H', W') in [0, 1].
+        style_image: the painting, (1, 3, H', W') in [0, 1], or a list of paintings to blend.
         alpha, beta: weights of content and style (eq. 7); only alpha/beta matters.
             ``beta=None``: balanced for the result's size and start, ``balance.default_beta``.
         content_layer: the paper's "conv4_2" is our ``relu4_2`` (rectified).
@@ -477,6 +489,9 @@ def transfer(
         preserve_color: ``None`` (the paper: the painting's colours), ``"luminance"`` (style
             on the luminance only, the photo's chroma kept) or ``"histogram"`` (the painting's
             colours first mapped to the photo's mean and covariance): Gatys et al. 2017, ``color``.
+        style_weights: with several paintings, their shares (normalised to sum 1; default
+            equal): the targets are the weighted mean of their Gram matrices, which is the
+            weighted sum of their style losses up to a constant (``objective.blended_style_targets``).
         **options: see ``Options``. ``init`` defaults to ``balance.default_init``: the
             paper's white noise from 256 px up, the photo below (too small for noise).
             Coarse-to-fine passes: ``runs.coarse_to_fine``.
@@ -489,24 +504,30 @@ def transfer(
         scale and the image size: ``balance``.
     """
     photo = content_image = as_batch(content_image, "content_image")
-    style_image = as_batch(style_image, "style_image")
+    several = not isinstance(style_image, Tensor)
+    styles = [as_batch(image, "style_image") for image in (style_image if several else [style_image])]
+    if style_weights is not None and not several:
+        raise ValueError("style_weights needs a list of paintings: transfer(photo, [painting_a, painting_b], "
+                         "style_weights=[0.7, 0.3])")
     size = max(content_image.shape[-2:])
     o = Options.from_kwargs({"init": default_init(size), **options})
     if check_mode(preserve_color) == "histogram":
-        style_image = match_colors(style_image, content_image).clamp(0, 1)
+        styles = [match_colors(image, content_image).clamp(0, 1) for image in styles]
     elif preserve_color == "luminance":  # the transfer runs on grey images; the photo's chroma comes back at the end
-        content_image, style_image = luminance(photo), match_luminance(style_image, photo)
+        content_image, styles = luminance(photo), [match_luminance(image, photo) for image in styles]
         if isinstance(o.init, Tensor):
             o = replace(o, init=luminance(as_batch(o.init, "init")))
     if beta is None:
         beta = default_beta(size, alpha, o.init)
     if tv_weight is None:
         tv_weight = o.default_tv_weight()
-    result = _run(content_image, style_image, [content_layer], list(style_layers), alpha, beta,
+    result = _run(content_image, styles if several else styles[0], [content_layer], list(style_layers), alpha, beta,
                   layer_weights, content_image.shape, o, "transfer",
                   {"alpha": alpha, "beta": beta, "content_layer": content_layer, "tv_weight": tv_weight,
                    "style_layers": list(style_layers), "layer_weights": layer_weights,
-                   "style_statistic": style_statistic, "preserve_color": preserve_color}, tv_weight, style_statistic)
+                   "style_statistic": style_statistic, "preserve_color": preserve_color,
+                   "style_weights": None if style_weights is None else list(style_weights)},
+                  tv_weight, style_statistic, style_weights)
     if preserve_color == "luminance":
         result.image = with_chroma_of(result.image, photo)
     return result

@@ -155,3 +155,19 @@ def test_preserve_color_reaches_the_engine(tmp_path, monkeypatch):
     assert seen[-1]["preserve_color"] == "luminance" and out.exists()
     with pytest.raises(SystemExit):
         main(["transfer", str(content), str(style), "-o", str(out), "--preserve-color", "yes"])
+
+
+def test_several_styles_are_blended_with_their_weights(tmp_path, monkeypatch):
+    import nst_helpers.optimize as optimize
+
+    seen = []
+    real = optimize.transfer
+    monkeypatch.setattr(optimize, "transfer", lambda c, s, **kw: seen.append((s, kw)) or real(c, s, **kw))
+    content, style = _images(tmp_path)
+    out = tmp_path / "blend.png"
+    assert main(["transfer", str(content), str(style), str(content), "-o", str(out), "--size", "32", "--steps", "2",
+                 "--device", "cpu", "--style-weights", "0.7,0.3"]) == 0
+    styles, kwargs = seen[-1]
+    assert len(styles) == 2 and kwargs["style_weights"] == [0.7, 0.3] and out.exists()
+    assert main(["transfer", str(content), str(style), str(content), "-o", str(out), "--size", "32",
+                 "--style-weights", "1"]) == 2  # one weight for two paintings: a clear error, exit code 2

@@ -66,3 +66,52 @@ def test_bf16_features_give_fp32_losses(caffe_vgg, pair):
     assert all(v.dtype == torch.float32 for v in parts.values()), {k: v.dtype for k, v in parts.items()}
     fp32, _ = objective(caffe_vgg, p, a, 1.0, 1e2, precision="fp32", tv_weight=1.0)(image)
     assert float(total) == pytest.approx(float(fp32), rel=0.05)
+
+
+def test_blended_targets_are_the_weighted_sum_of_the_style_losses_up_to_a_constant():
+    """sum_s l_s ||G - A_s||^2 = ||G - sum_s l_s A_s||^2 + const for weights summing to 1 (tested on eq. 4)."""
+    from nst_helpers.losses import gram_matrix, style_layer_loss
+
+    g = torch.Generator().manual_seed(0)
+    a1, a2 = gram_matrix(torch.rand(1, 4, 5, 6, generator=g)), gram_matrix(torch.rand(1, 4, 5, 6, generator=g))
+    weights = (0.7, 0.3)
+    blend = weights[0] * a1 + weights[1] * a2
+
+    def gap(features):
+        separate = weights[0] * style_layer_loss(features, a1) + weights[1] * style_layer_loss(features, a2)
+        return float(separate - style_layer_loss(features, blend))
+
+    x, y = torch.rand(1, 4, 5, 6, generator=g), 3 * torch.rand(1, 4, 5, 6, generator=g)
+    assert gap(x) == pytest.approx(gap(y), rel=1e-4, abs=1e-6)
+
+
+def test_blending_weights_one_and_zero_give_the_first_painting_alone(smooth_image):
+    from nst_helpers import load_vgg19, transfer
+
+    vgg = load_vgg19(weights="random", pooling="avg")
+    other = smooth_image.flip(-1)
+    kwargs = {"alpha": 1.0, "beta": 1e3, "steps": 1, "init": "content", "extractor": vgg, "progress": False}
+    alone = transfer(smooth_image, other, **kwargs)
+    blended = transfer(smooth_image, [other, smooth_image.roll(9, dims=-1)], style_weights=[1, 0], **kwargs)
+    assert blended.history["total"][0] == pytest.approx(alone.history["total"][0], rel=1e-5)
+    assert blended.settings["style_weights"] == [1, 0]
+
+
+@pytest.mark.parametrize("weights, message", [([1.0], "2 style images but 1 style_weights"),
+                                              ([1.0, -1.0], "style_weights"), ([0.0, 0.0], "all zero")])
+def test_bad_style_weights_are_refused(smooth_image, weights, message):
+    from nst_helpers import load_vgg19, transfer
+
+    vgg = load_vgg19(weights="random", pooling="avg")
+    with pytest.raises(ValueError, match=message):
+        transfer(smooth_image, [smooth_image, smooth_image], style_weights=weights, steps=1, extractor=vgg)
+
+
+def test_several_paintings_need_the_gram_and_weights_need_several(smooth_image):
+    from nst_helpers import load_vgg19, transfer
+
+    vgg = load_vgg19(weights="random", pooling="avg")
+    with pytest.raises(ValueError, match="blended through their Gram"):
+        transfer(smooth_image, [smooth_image, smooth_image], style_statistic="mean_std", steps=1, extractor=vgg)
+    with pytest.raises(ValueError, match="needs a list of paintings"):
+        transfer(smooth_image, smooth_image, style_weights=[1.0], steps=1, extractor=vgg)
