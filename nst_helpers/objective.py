@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .control import check_masks, guided_gram_loss, layer_masks, painting_targets, scale_layers
 from .features import VGG19Features, check_layers, layer_shapes
 from .images import resize
 from .losses import (
@@ -37,8 +38,8 @@ from .losses import (
 from .speed import autocast, device_of
 from .style_statistics import check_statistic, statistic_loss, style_statistic
 
-__all__ = ["NOISE_STD", "blended_style_targets", "check_weighting", "content_targets", "initial_image", "objective", "statistic_scale",
-           "style_targets", "white_noise"]
+__all__ = ["NOISE_STD", "all_style_targets", "blended_style_targets", "check_weighting", "content_targets", "guided_style_targets",
+           "initial_image", "objective", "split_style_targets", "statistic_scale", "style_targets", "white_noise"]
 
 #: The white-noise start's standard deviation. The paper does not give its strength; uniform
 #: noise in [0, 1] (std 0.29) leaves pixel grain the deep layers never remove (notebook 01).
@@ -103,7 +104,7 @@ def style_targets(vgg: VGG19Features, style: Tensor, layers: Sequence[str], out_
 def objective(vgg: VGG19Features, content: Mapping[str, Tensor], style: Mapping[str, Any],
               alpha: float | Tensor, beta: float | Tensor, layer_weights: Mapping[str, float | Tensor] | None = None,
               precision: str = "fp32", channels_last: bool = False, per_image: bool = False,
-              tv_weight: float = 0.0, statistic: str = "gram") -> Objective:
+              tv_weight: float = 0.0, statistic: str = "gram", guided: bool = False) -> Objective:
     """Eq. 7, ``alpha L_content + beta L_style``, plus ``alpha tv_weight L_tv``, as a function of the image.
 
     Args:
@@ -119,6 +120,8 @@ def objective(vgg: VGG19Features, content: Mapping[str, Tensor], style: Mapping[
         tv_weight: the smoothing term's weight per unit of alpha (``balance``); 0: the paper's loss.
         statistic: the style statistic the targets hold (``style_targets``); ``"gram"`` is eq. 4,
             the others replace E_l in eq. 5 by ``style_statistics.statistic_loss``.
+        guided: ``style`` holds ``guided_style_targets`` (spatial control): each layer's term is
+            the paintings' masked Gram losses, weighted by their shares (``control``).
 
     Returns:
         ``image -> (total, {"content": ..., "style": ..., "tv": ...})``, the parts with
@@ -148,7 +151,11 @@ def objective(vgg: VGG19Features, content: Mapping[str, Tensor], style: Mapping[
             return (alpha * content_part + beta * style_part + tv,
                     {"content": alpha * content_part, "style": beta * style_part, "tv": tv})
         content_part = sum((content_loss(feats[k].float(), p) for k, p in content.items()), zero)
-        if statistic == "gram":
+        if guided:  # eq. 5 with each E_l the regions' guided Gram losses (control)
+            style_part = sum((weights[k] * sum(share * guided_gram_loss(feats[k], mask, target)
+                                               for mask, target, share in regions)
+                              for k, regions in style.items()), zero)
+        elif statistic == "gram":
             style_part = style_loss(feats, style, layer_weights) if style else zero
         else:  # eq. 5 with another statistic in place of E_l
             style_part = sum((weights[k] * statistic_loss(feats[k], t, statistic) for k, t in style.items()), zero)
@@ -181,6 +188,65 @@ def blended_style_targets(vgg: VGG19Features, styles: Sequence[Tensor], weights:
         raise ValueError("style_weights are all zero: give at least one painting a positive weight")
     targets = [style_targets(vgg, image, layers, out_hw, precision) for image in styles]
     return {layer: sum(w / total * t[layer] for w, t in zip(weights, targets)) for layer in layers}
+
+
+def guided_style_targets(vgg: VGG19Features, styles: Sequence[Tensor], masks: Sequence[Tensor],
+                         weights: Sequence[float] | None, layers: Sequence[str], out_hw: tuple[int, int],
+                         precision: str = "fp32") -> dict[str, list[tuple[Tensor, Tensor, float]]]:
+    """Spatial control (``control``): per layer, for each painting, (its mask on the layer's grid, its Gram
+    per position, its share of the style term), the shares normalised to sum 1."""
+    masks = check_masks(masks, len(styles), out_hw)
+    weights = [1.0] * len(styles) if weights is None else [float(w) for w in weights]
+    check_weights(weights, "style_weights")
+    total = sum(weights)
+    if not total > 0:
+        raise ValueError("style_weights are all zero: give at least one painting a positive weight")
+    device = device_of(vgg)
+    out: dict[str, list[tuple[Tensor, Tensor, float]]] = {layer: [] for layer in layers}
+    for image, mask, weight in zip(styles, masks, weights):
+        with torch.no_grad(), autocast(device, precision):
+            feats = vgg(image.to(device), layers)
+        targets = painting_targets({k: v.float() for k, v in feats.items()})
+        for layer, m in layer_masks(mask.to(device), layers, out_hw).items():
+            out[layer].append((m, targets[layer], weight / total))
+    return out
+
+
+def split_style_targets(vgg: VGG19Features, fine: Tensor, coarse: Tensor, split: str, layers: Sequence[str],
+                        out_hw: tuple[int, int], precision: str = "fp32") -> dict[str, Tensor]:
+    """Scale control (``control``): Gram targets of the layers up to ``split`` from ``fine``, deeper ones from ``coarse``."""
+    low, high = scale_layers(layers, split)
+    if not low or not high:
+        raise ValueError(f"scale_split={split!r} leaves no style layer on one side of {list(layers)}: split between them")
+    return {**style_targets(vgg, fine, low, out_hw, precision), **style_targets(vgg, coarse, high, out_hw, precision)}
+
+
+def all_style_targets(vgg: VGG19Features, style: Tensor | Sequence[Tensor] | None, layers: Sequence[str],
+                      out_hw: tuple[int, int], precision: str = "fp32", statistic: str = "gram",
+                      weights: Sequence[float] | None = None, masks: Sequence[Tensor] | None = None,
+                      scale_split: str | None = None) -> dict[str, Any]:
+    """The style targets of a run, whichever way the paintings are used.
+
+    One painting: ``style_targets`` (any statistic). Several: blended (``blended_style_targets``),
+    under masks (``guided_style_targets``, for ``objective(..., guided=True)``) or split by scale
+    (``split_style_targets``). Clear errors for the combinations that do not exist.
+    """
+    several = style is not None and not isinstance(style, Tensor)
+    if statistic != "gram" and (several or masks is not None or scale_split is not None):
+        raise ValueError(f"several paintings, masks and scale_split work on Gram matrices; "
+                         f"style_statistic={statistic!r} takes one painting without them")
+    if style is None or not layers:
+        return {}
+    if masks is not None:
+        return guided_style_targets(vgg, list(style) if several else [style], masks, weights, layers, out_hw, precision)
+    if scale_split is not None:
+        if not several or len(style) != 2:
+            raise ValueError("scale_split takes two paintings, [fine, coarse]: the first gives the layers up to "
+                             "scale_split, the second the deeper ones")
+        return split_style_targets(vgg, style[0], style[1], scale_split, layers, out_hw, precision)
+    if several:
+        return blended_style_targets(vgg, style, weights, layers, out_hw, precision)
+    return style_targets(vgg, style, layers, out_hw, precision, statistic)
 
 
 @torch.no_grad()

@@ -46,7 +46,7 @@ from .losses import check_weights
 from .memory import check_fits
 from .objective import (
     NOISE_STD,
-    blended_style_targets,
+    all_style_targets,
     check_weighting,
     content_targets,
     initial_image,
@@ -362,7 +362,8 @@ def _run(content: Tensor | None, style: Tensor | Sequence[Tensor] | None, conten
          style_layers: Sequence[str], alpha: float, beta: float,
          layer_weights: Mapping[str, float] | None, out_shape: Sequence[int],
          options: Options, task: str, extra: dict[str, Any], tv_weight: float = 0.0,
-         statistic: str = "gram", style_weights: Sequence[float] | None = None) -> Result:
+         statistic: str = "gram", style_weights: Sequence[float] | None = None,
+         masks: Sequence[Tensor] | None = None, scale_split: str | None = None) -> Result:
     check_weighting(alpha, beta, style_layers, layer_weights)
     check_statistic(statistic)
     check_weights([tv_weight], "tv_weight")
@@ -374,16 +375,8 @@ def _run(content: Tensor | None, style: Tensor | Sequence[Tensor] | None, conten
     vgg = options.network()
     channels_last = prepare_network(vgg, options.channels_last, owned=options.extractor is None)  # speed only
     p = content_targets(vgg, content, content_layers, options.precision) if content is not None and content_layers else {}
+    a = all_style_targets(vgg, style, style_layers, hw, options.precision, statistic, style_weights, masks, scale_split)
     several = style is not None and not isinstance(style, Tensor)
-    if several and statistic != "gram":
-        raise ValueError(f"several paintings are blended through their Gram matrices; style_statistic={statistic!r} "
-                         "takes one painting")
-    if style is None or not style_layers:
-        a = {}
-    elif several:
-        a = blended_style_targets(vgg, style, style_weights, style_layers, hw, options.precision)
-    else:
-        a = style_targets(vgg, style, style_layers, hw, options.precision, statistic)
     first = style[0] if several else style  # init="style" starts from the first painting
     x0 = initial_image(options.init, out_shape, options.seed, options.noise_std, content, first).to(device_of(vgg))
     scale = 1.0
@@ -391,7 +384,7 @@ def _run(content: Tensor | None, style: Tensor | Sequence[Tensor] | None, conten
         grams = style_targets(vgg, style, style_layers, hw, options.precision)
         scale = statistic_scale(vgg, x0, grams, a, statistic, layer_weights)
     loss = objective(vgg, p, a, alpha, beta * scale, layer_weights, options.precision, channels_last,
-                     tv_weight=tv_weight, statistic=statistic)
+                     tv_weight=tv_weight, statistic=statistic, guided=masks is not None)
     settings = {"task": task, **extra, **options.summary(), "size": list(hw)}
     if scale != 1.0:
         settings["style_scale"] = scale
@@ -460,6 +453,8 @@ def transfer(
     style_statistic: str = "gram",
     preserve_color: str | None = None,
     style_weights: Sequence[float] | None = None,
+    masks: Sequence[Tensor] | None = None,
+    scale_split: str | None = None,
     **options: Any,
 ) -> Result:
     """Render ``content_image`` in the style of ``style_image`` (eq. 7, Fig. 2).
@@ -492,6 +487,10 @@ def transfer(
         style_weights: with several paintings, their shares (normalised to sum 1; default
             equal): the targets are the weighted mean of their Gram matrices, which is the
             weighted sum of their style losses up to a constant (``objective.blended_style_targets``).
+        masks: spatial control, one (H, W) mask in [0, 1] over the result per painting, together
+            covering it: painting r is matched where its mask is (guided Grams, ``control``).
+        scale_split: scale control with two paintings ``[fine, coarse]``: the style layers up to
+            this one (e.g. ``"relu3_1"``) take the first painting's Grams, the deeper ones the second's.
         **options: see ``Options``. ``init`` defaults to ``balance.default_init``: the
             paper's white noise from 256 px up, the photo below (too small for noise).
             Coarse-to-fine passes: ``runs.coarse_to_fine``.
@@ -506,7 +505,7 @@ def transfer(
     photo = content_image = as_batch(content_image, "content_image")
     several = not isinstance(style_image, Tensor)
     styles = [as_batch(image, "style_image") for image in (style_image if several else [style_image])]
-    if style_weights is not None and not several:
+    if style_weights is not None and not several and masks is None:
         raise ValueError("style_weights needs a list of paintings: transfer(photo, [painting_a, painting_b], "
                          "style_weights=[0.7, 0.3])")
     size = max(content_image.shape[-2:])
@@ -526,8 +525,9 @@ def transfer(
                   {"alpha": alpha, "beta": beta, "content_layer": content_layer, "tv_weight": tv_weight,
                    "style_layers": list(style_layers), "layer_weights": layer_weights,
                    "style_statistic": style_statistic, "preserve_color": preserve_color,
-                   "style_weights": None if style_weights is None else list(style_weights)},
-                  tv_weight, style_statistic, style_weights)
+                   "style_weights": None if style_weights is None else list(style_weights),
+                   "masks": masks is not None, "scale_split": scale_split},
+                  tv_weight, style_statistic, style_weights, masks, scale_split)
     if preserve_color == "luminance":
         result.image = with_chroma_of(result.image, photo)
     return result
