@@ -80,6 +80,10 @@ class LabSettings:
     seed: int = 0
     tv_weight: float = DEFAULT_TV_WEIGHT  # smoothness term against grain (not in the paper; 0: the paper's loss)
     statistic: str = "gram"  # what the style layers match: the paper's Gram (eq. 4) or another (notebook 06)
+    preserve_color: str | None = None  # keep the photo's colours: "luminance" or "histogram" (Gatys et al. 2017)
+    second_style: str | None = None  # a second painting (notebook 07), blended in or on the bottom half
+    second_share: float = 0.5  # the second painting's share of the style term when blended
+    second_where: str = "blend"  # "blend": both everywhere; "halves": the first above, the second below
 
     def transfer_kwargs(self) -> dict:
         """Keyword arguments for ``optimize.transfer``.
@@ -95,8 +99,20 @@ class LabSettings:
             "layer_weights": {k: v / total for k, v in zip(self.style_layers, self.layer_weights)},
             "pooling": self.pooling, "init": self.init, "optimizer": self.optimizer,
             "steps": self.steps, "seed": self.seed, "tv_weight": self.tv_weight,
-            "style_statistic": self.statistic,
+            "style_statistic": self.statistic, "preserve_color": self.preserve_color,
         }
+
+    def painting_kwargs(self, hw: tuple[int, int]) -> dict:
+        """With a second painting: its share (``style_weights``), or the two halves' masks (``masks``)."""
+        if self.second_style is None:
+            return {}
+        if not 0 <= self.second_share <= 1:
+            raise LabError(f"The second painting's share must be between 0 and 1, not {self.second_share}.")
+        if self.second_where == "halves":
+            top = torch.zeros(hw)
+            top[: hw[0] // 2] = 1
+            return {"masks": [top, 1 - top]}
+        return {"style_weights": [1 - self.second_share, self.second_share]}
 
     def check(self) -> None:
         """A ``LabError`` saying what to change if these settings cannot run."""
@@ -130,6 +146,9 @@ class LabSettings:
             f"{_short(self.content)} in the style of {_short(self.style)}",
             f"content {paper_name(self.content_layer)}{pre}",
             f"style {layers}{weights}" + ("" if self.statistic == "gram" else f" · {self.statistic}"),
+            *([] if self.second_style is None else [
+                f"+ {_short(self.second_style)} " + ("below" if self.second_where == "halves" else f"{self.second_share:.0%}")]),
+            *([] if self.preserve_color is None else [f"photo's colours kept ({self.preserve_color})"]),
             f"{self.pooling} pool · {self.init} init · {'L-BFGS' if self.optimizer == 'lbfgs' else 'Adam'}",
             f"{self.size} px · {self.steps} steps · seed {self.seed}",
             "the paper's loss (no TV)" if self.tv_weight == 0 else f"smoothness (TV) {self.tv_weight:.1e}",
@@ -237,9 +256,12 @@ class LabRunner:
             content = load_image(self.source(settings.content), settings.size)
             style = load_image(self.source(settings.style), settings.size)
             settings.check_sizes(content, style)
+            extra = settings.painting_kwargs(tuple(content.shape[-2:]))
+            if settings.second_style is not None:
+                style = [style, load_image(self.source(settings.second_style), settings.size)]
             self._live = {"step": [], "content": [], "style": []}
             self._started, self._last_draw = time.perf_counter(), 0.0
-            result = transfer(content, style, **settings.transfer_kwargs(), weights=self.weights, device=self.device,
+            result = transfer(content, style, **settings.transfer_kwargs(), **extra, weights=self.weights, device=self.device,
                               callback=self._callback, every=max(1, settings.steps // 100), progress=False)
             run = LabRun(len(self.history) + 1, settings, result)
             self.history.append(run)

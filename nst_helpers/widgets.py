@@ -148,6 +148,20 @@ class StyleLab:
                                              ("sliced Wasserstein (transport)", "sliced_w2")],
                                     value="gram", description="statistic", style=_LABEL,
                                     layout=w.Layout(width="330px"))
+        self.colors = w.ToggleButtons(options=[("painting's", None), ("photo's: luminance", "luminance"),
+                                               ("photo's: histogram", "histogram")], value=None,
+                                      style={"button_width": "130px"},
+                                      tooltips=["the paper: the painting's palette",
+                                                "style on the luminance only, the photo's colours kept",
+                                                "the painting's colours first matched to the photo's"])
+        self.second_style = w.Dropdown(options=[("none", None), *samples], value=None, description="2nd painting",
+                                       style=_LABEL, layout=w.Layout(width="330px"))
+        self.second_share = w.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05, description="its share",
+                                          style=_LABEL, layout=w.Layout(width="270px"), continuous_update=False)
+        self.second_where = w.ToggleButtons(options=[("blended", "blend"), ("top / bottom", "halves")],
+                                            value="blend", style={"button_width": "100px"},
+                                            tooltips=["both paintings everywhere, mixed by the share",
+                                                      "the first painting above, the second below (masks)"])
         self.pooling = w.ToggleButtons(options=[("max", "max"), ("average", "avg")], value="avg",
                                        style={"button_width": "86px"}, tooltips=["the trained VGG-19", "the paper's"])
         self.init = w.ToggleButtons(options=["noise", "content", "style"], value=self.preset.init, style={"button_width": "86px"},
@@ -188,7 +202,8 @@ class StyleLab:
         self._controls = [self.content, self.style, self.content_upload, self.style_upload, self.ratio,
                           self.tv_on, self.tv_weight,
                           self.content_layer, *self.layer_toggles.values(), *self.layer_weights.values(),
-                          self.statistic, self.pooling, self.init, self.optimizer, self.size, self.steps, self.seed]
+                          self.statistic, self.colors, self.second_style, self.second_share, self.second_where,
+                          self.pooling, self.init, self.optimizer, self.size, self.steps, self.seed]
 
         def heading(text: str, note: str = "") -> w.HTML:
             small = f" <span style='color:#666;font-weight:normal;font-size:90%'>{note}</span>" if note else ""
@@ -208,6 +223,10 @@ class StyleLab:
             w.HBox([_label("style layers"), *self.layer_toggles.values()]),
             w.HBox([_label("weights w<sub>l</sub>"), *self.layer_weights.values()]),
             self.statistic,
+            heading("Colour and a second painting", "Gatys et al. 2017, notebook 07"),
+            w.HBox([_label("colours"), self.colors]),
+            self.second_style,
+            w.HBox([self.second_share, self.second_where]),
             heading("Optimisation"),
             w.HBox([_label("pooling"), self.pooling]),
             w.HBox([_label("start from"), self.init]),
@@ -247,6 +266,8 @@ class StyleLab:
             pooling=self.pooling.value, init=self.init.value, optimizer=self.optimizer.value,
             size=int(self.size.value), steps=int(self.steps.value), seed=int(self.seed.value),
             tv_weight=float(self.tv_weight.value) if self.tv_on.value else 0.0, statistic=self.statistic.value,
+            preserve_color=self.colors.value, second_style=self.second_style.value,
+            second_share=float(self.second_share.value), second_where=self.second_where.value,
         )
 
     def _source(self, key: str) -> str | Path:

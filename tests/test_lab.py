@@ -97,3 +97,13 @@ def test_the_runner_says_what_to_change_and_never_dies_silently(data_dir, monkey
     assert runner.wait(60) and view.done.wait(5)
     assert view.events[-2][:2] == ("failed", "error") and "the engine broke" in view.events[-2][2]
     assert "Traceback" in runner.last_error and not runner.running
+
+
+def test_a_second_painting_is_blended_by_its_share_or_placed_below():
+    assert LabSettings().painting_kwargs((8, 6)) == {}
+    assert LabSettings(second_style="the_scream", second_share=0.25).painting_kwargs((8, 6)) == {
+        "style_weights": [0.75, 0.25]}
+    masks = LabSettings(second_style="the_scream", second_where="halves").painting_kwargs((8, 6))["masks"]
+    assert float(masks[0][:4].min()) == 1 and float(masks[0][4:].max()) == 0 and bool(((masks[0] + masks[1]) == 1).all())
+    with pytest.raises(LabError, match="between 0 and 1"):
+        LabSettings(second_style="the_scream", second_share=1.5).painting_kwargs((8, 6))

@@ -193,3 +193,17 @@ def test_speed_is_measured_in_the_background(data_dir, tmp_path):
     assert "at 64 px" in lab.estimate.value
 
 
+
+
+def test_a_second_painting_on_the_bottom_half_with_the_photos_colours(lab):
+    """The 2017 controls (notebook 07): colour kept, a second painting under masks; shown in the history."""
+    lab.colors.value = "luminance"
+    lab.second_style.value = "the_scream"
+    lab.second_where.value = "halves"
+    assert lab.run()
+    assert lab.wait(120)
+    run = lab.history[-1]
+    assert run.result.settings["preserve_color"] == "luminance" and run.result.settings["masks"] is True
+    assert run.settings.second_style == "the_scream"
+    caption = " ".join(run.settings.describe())
+    assert "the_scream below" in caption and "photo's colours kept (luminance)" in caption
