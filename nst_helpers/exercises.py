@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .color import rgb_to_yiq
 from .features import VGG19Features, layer_shapes, receptive_field
 from .losses import content_loss, gram_matrix, total_variation
 from .optimize import Result
@@ -34,6 +35,8 @@ from .style_statistics import feature_covariance, feature_mean, gram_per_positio
 
 __all__ = [
     "check_changed_by_shuffle",
+    "check_chroma_kept",
+    "check_color_moments",
     "check_constant_map",
     "check_content_share",
     "check_deep_layers_matter",
@@ -383,3 +386,33 @@ def check_linear_mmd(exercise: int, extractor: VGG19Features, image: Tensor, sty
     value = float((feature_mean(fx) - feature_mean(fy)).pow(2).sum())
     return _say(exercise, abs(float(answer) - value) <= 1e-3 * value, f"MMD^2 = ||mu_x - mu_y||^2 = {value:.6g}",
                 f"{answer} is not {value:.6g}: with k(x, y) = x^T y each mean of kernel values is a product of means")
+
+
+# Notebook 07: controlling perceptual factors
+
+
+def check_chroma_kept(exercise: int, result: Tensor | Result | None, photo: Tensor) -> bool:
+    """Does ``result`` have the photo's chroma (YIQ's I and Q) wherever it was not clamped?"""
+    if _missing(exercise, result):
+        return False
+    image = _image(result)
+    inside = ((image > 1e-4) & (image < 1 - 1e-4)).all(dim=1)[0]
+    gap = (rgb_to_yiq(image) - rgb_to_yiq(photo.float().cpu()))[0, 1:, inside].abs()
+    worst = float(gap.max()) if gap.numel() else 0.0
+    return _say(exercise, worst < 1e-4, f"I and Q equal the photo's on {float(inside.float().mean()):.0%} of the "
+                "pixels (the rest were clamped to [0, 1])",
+                f"the chroma differs from the photo's by up to {worst:.3g}: pass a result of "
+                "preserve_color='luminance' and the photo it was made from")
+
+
+def check_color_moments(exercise: int, matched: Tensor | None, photo: Tensor) -> bool:
+    """Does ``matched`` (a painting after colour matching, unclamped) have the photo's colour mean and covariance?"""
+    if _missing(exercise, matched):
+        return False
+    m, c = matched.detach().double().cpu().reshape(3, -1), photo.double().cpu().reshape(3, -1)
+    mean_gap = float((m.mean(1) - c.mean(1)).abs().max())
+    cov_gap = float((torch.cov(m, correction=0) - torch.cov(c, correction=0)).abs().max())
+    ok = mean_gap < 1e-4 and cov_gap < 1e-4
+    return _say(exercise, ok, "the matched painting has the photo's colour mean and covariance",
+                f"mean off by {mean_gap:.2g}, covariance by {cov_gap:.2g}: map x -> A (x - mu_s) + mu_c with "
+                "A = Sigma_c^(1/2) Sigma_s^(-1/2), before clamping")
