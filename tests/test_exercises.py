@@ -225,3 +225,16 @@ def _open_questions(nb) -> int:
     """Exercises whose solution says it has no measurable answer to check (marked 'open question')."""
     return sum("open question" in cell.source.lower() for cell in nb.cells if cell.cell_type == "markdown"
                and re.match(r"## Exercise \d+", cell.source))
+
+
+def test_chroma_and_colour_moment_checks():
+    from nst_helpers import color
+
+    gen = torch.Generator().manual_seed(7)
+    photo, other = 0.2 + 0.6 * torch.rand(1, 3, 8, 8, generator=gen), 0.2 + 0.6 * torch.rand(1, 3, 8, 8, generator=gen)
+    kept = color.with_chroma_of(other, photo)  # other's luminance, photo's chroma
+    assert ex.check_chroma_kept(1, kept, photo)
+    assert not ex.check_chroma_kept(1, other, photo)
+    painting = torch.rand(1, 3, 10, 6, generator=gen)
+    assert ex.check_color_moments(2, color.match_colors(painting, photo), photo)
+    assert not ex.check_color_moments(2, painting, photo)
