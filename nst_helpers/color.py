@@ -9,8 +9,8 @@ photo's own colours, both used through ``transfer(..., preserve_color=...)``:
   NTSC colour space the paper uses); the painting's luminance is first given the
   photo's mean and standard deviation (``match_luminance``); the transfer runs on
   grey images; the result's luminance Y is combined with the photo's chroma I, Q
-  (``with_chroma_of``). Where the recombined RGB stays inside [0, 1] the chroma
-  is exactly the photo's; saturated pixels are clamped.
+  (``with_chroma_of``), whose luminance is limited per pixel so that R, G and B
+  stay in [0, 1]: the returned chroma is exactly the photo's.
 * ``"histogram"``: the painting's colours are mapped to the photo's colour
   distribution before the transfer (``match_colors``): the affine map
   ``x -> A (x - mu_s) + mu_c`` with ``A = Sigma_c^{1/2} Sigma_s^{-1/2}``, which
@@ -82,9 +82,18 @@ def match_luminance(style: Tensor, content: Tensor) -> Tensor:
 
 
 def with_chroma_of(result: Tensor, content: Tensor) -> Tensor:
-    """The result's luminance with the content's chroma (I, Q), back in RGB, clamped to [0, 1]."""
-    yiq = torch.cat([rgb_to_yiq(result)[:, :1], rgb_to_yiq(content.to(result))[:, 1:]], dim=1)
-    return yiq_to_rgb(yiq).clamp(0, 1)
+    """The result's luminance with the content's chroma (I, Q), back in RGB, inside [0, 1].
+
+    In YIQ -> RGB the luminance adds equally to R, G and B: ``rgb = Y + c(I, Q)``. So the
+    chroma is kept *exactly* by limiting Y, per pixel, to ``[-min(c), 1 - max(c)]`` instead
+    of clamping R, G and B (which would change the chroma where a channel overflows). The
+    interval is never empty: the content's own luminance lies in it.
+    """
+    chroma = rgb_to_yiq(content.to(result))[:, 1:]
+    offset = yiq_to_rgb(torch.cat([torch.zeros_like(chroma[:, :1]), chroma], dim=1))  # c(I, Q), (B, 3, H, W)
+    low, high = -offset.amin(dim=1, keepdim=True), 1 - offset.amax(dim=1, keepdim=True)
+    y = torch.minimum(torch.maximum(rgb_to_yiq(result)[:, :1], low), high)
+    return (y + offset).clamp(0, 1)  # the clamp only absorbs rounding
 
 
 def match_colors(style: Tensor, content: Tensor) -> Tensor:
