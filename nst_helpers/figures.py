@@ -27,6 +27,11 @@ paper's loss alone leaves a pixel-level checker in flat regions (notebook 04).
 The paper's alpha/beta ratios do not give its balance with this network and the
 printed equations; ``balance.paper_ratio`` maps them, and how that factor and its
 size rule were measured is logged in ``benchmarks/PAPER_RATIO.md``.
+
+Size: even on a CPU the figures are 256 px. This network weighs the low style layers
+(relu1_1, relu2_1) far more than the raw one, and in flat regions they leave specks
+the size of their receptive fields (3-4 px): a coarse dot pattern at 144 px, a sparse
+fine speckle at 256 px (``benchmarks/PAPER_RATIO.md``, second part).
 """
 
 from __future__ import annotations
@@ -68,7 +73,9 @@ def _is_monotone(values: Sequence[float], increasing: bool) -> bool:
 
 PRESETS: dict[str, Preset] = {
     "gpu": Preset(size=512, steps=500, name="gpu"),  # about the paper's scale (its figures are ~512 px wide)
-    "cpu": Preset(size=144, steps=150, name="cpu"),  # all figures in ~20 min on 2 CPU cores (estimated: ~6200 evaluations)
+    # 256 px, not less: the paper's network leaves speckle of a fixed size in pixels (its low layers' receptive
+    # fields, 3-4 px) in flat skies, which at 144 px is a coarse dot pattern (benchmarks/PAPER_RATIO.md).
+    "cpu": Preset(size=256, steps=150, name="cpu"),  # all five figures in 44 min on 2 CPU cores (measured 2026-12-01)
     "smoke": Preset(size=64, steps=10, name="smoke"),  # seconds; for tests, checks nothing about quality
 }
 
