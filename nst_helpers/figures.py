@@ -73,9 +73,8 @@ def _is_monotone(values: Sequence[float], increasing: bool) -> bool:
 
 PRESETS: dict[str, Preset] = {
     "gpu": Preset(size=512, steps=500, name="gpu"),  # about the paper's scale (its figures are ~512 px wide)
-    # 256 px, not less: the paper's network leaves speckle of a fixed size in pixels (its low layers' receptive
-    # fields, 3-4 px) in flat skies, which at 144 px is a coarse dot pattern (benchmarks/PAPER_RATIO.md).
-    "cpu": Preset(size=256, steps=150, name="cpu"),  # all five figures in 44 min on 2 CPU cores (measured 2026-12-01)
+    # 256 px, not less: see "Size" in the module docstring. All five figures in 44 min on 2 CPU cores (2026-12-01).
+    "cpu": Preset(size=256, steps=150, name="cpu"),
     "smoke": Preset(size=64, steps=10, name="smoke"),  # seconds; for tests, checks nothing about quality
 }
 
