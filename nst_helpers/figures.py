@@ -31,7 +31,9 @@ size rule were measured is logged in ``benchmarks/PAPER_RATIO.md``.
 Size: even on a CPU the figures are 256 px. This network weighs the low style layers
 (relu1_1, relu2_1) far more than the raw one, and in flat regions they leave specks
 the size of their receptive fields (3-4 px): a coarse dot pattern at 144 px, a sparse
-fine speckle at 256 px (``benchmarks/PAPER_RATIO.md``, second part).
+fine speckle at 256 px (``benchmarks/PAPER_RATIO.md``, second part). Fig. 3's two
+content-heavy columns keep a lattice of them in the sky at every budget, smoothing and
+size tried, 512 px included (same size in pixels); its caption says so (third part).
 """
 
 from __future__ import annotations
@@ -306,7 +308,9 @@ def figure3(ctx: _Context) -> FigureOutput:
         "conv1_1 only, then conv1_1 and conv2_1, ... up to conv1_1 .. conv5_1 (label: the deepest layer). "
         "Columns: the paper's alpha/beta, 1e-5 .. 1e-2 (content at conv4_2); ours are "
         f"{paper_ratio(1.0, ctx.size):.2g} times these at {ctx.size} px (balance.paper_ratio). Deeper rows transfer larger-scale "
-        "structure; to the right the photograph dominates, to the left the painting. " + ctx.settings() + "."
+        "structure; to the right the photograph dominates, to the left the painting. In the two right-hand "
+        "columns the sky keeps a lattice of small coloured specks, which more evaluations, more smoothing "
+        "and 512 px do not remove (benchmarks/PAPER_RATIO.md, third part). " + ctx.settings() + "."
     )
     return FigureOutput(fig, caption, stats)
 
