@@ -11,6 +11,7 @@ then the same panel with one change each. A variant is ``+``-joined changes:
 
 * ``steps=N``: the evaluation budget; ``tv=k``: k times the smoothing weight;
 * ``f=k``: k times the ratio (more content); ``start=photo|grey|noise``; ``std=s``: the noise's std;
+* ``low=k``: k times the weight w_l of relu1_1 and relu2_1 (the others keep 1/depth);
 * ``pool=max``; ``content=conv4_2`` (the response before the ReLU instead of ``relu4_2``);
 * ``fourier=g``: L-BFGS on a reparameterised image, ``x = irfft2(rfft2(u) * |f|^-g)`` (low frequencies
   move first; the loss and its minimum are unchanged, only the path is). That variant runs the
@@ -44,7 +45,7 @@ from nst_helpers.stats import grain
 def parse(variant: str) -> dict[str, Any]:
     """``"tv=3+start=photo"`` -> the settings of that run."""
     run: dict[str, Any] = {"steps": 150, "tv": 1.0, "f": 1.0, "start": "noise", "pool": "avg",
-                           "content": "relu4_2", "fourier": None, "then": 0, "std": 0.05}
+                           "content": "relu4_2", "fourier": None, "then": 0, "std": 0.05, "low": 1.0}
     for part in variant.split("+"):
         if part == "base":
             continue
@@ -127,7 +128,10 @@ def main() -> None:
         alpha = paper_ratio(args.ratio, args.size) * run["f"]
         started = time.perf_counter()
         if run["fourier"] is None:
+            weights = {layer: (run["low"] if layer in ("relu1_1", "relu2_1") else 1.0) / len(layers)
+                       for layer in layers}
             result = transfer(photo, painting, alpha=alpha, beta=1.0, style_layers=layers, extractor=vgg,
+                              layer_weights=weights,
                               content_layer=run["content"], tv_weight=NORMALISED_TV_WEIGHT * run["tv"],
                               init="content" if run["start"] == "photo" else start_image(run["start"], photo, run["std"]),
                               steps=run["steps"], seed=0, progress=False)
