@@ -32,8 +32,8 @@ Size: even on a CPU the figures are 256 px. This network weighs the low style la
 (relu1_1, relu2_1) far more than the raw one, and in flat regions they leave specks
 the size of their receptive fields (3-4 px): a coarse dot pattern at 144 px, a sparse
 fine speckle at 256 px (``benchmarks/PAPER_RATIO.md``, second part). Fig. 3's two
-content-heavy columns keep a lattice of them in the sky at every budget, smoothing and
-size tried, 512 px included (same size in pixels); its caption says so (third part).
+content-heavy columns keep a lattice of such specks in the sky at every budget, smoothing,
+size (512 px included) and low-layer weight tried; its caption says so (third part).
 """
 
 from __future__ import annotations
