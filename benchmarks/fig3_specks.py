@@ -11,7 +11,7 @@ then the same panel with one change each. A variant is ``+``-joined changes:
 
 * ``steps=N``: the evaluation budget; ``tv=k``: k times the smoothing weight;
 * ``f=k``: k times the ratio (more content); ``start=photo|grey|noise``; ``std=s``: the noise's std;
-* ``low=k``: k times the weight w_l of relu1_1 and relu2_1 (the others keep 1/depth);
+* ``low=k``: k times the weight w_l of relu1_1 and relu2_1 (the others keep 1/depth; pixel runs only);
 * ``pool=max``; ``content=conv4_2`` (the response before the ReLU instead of ``relu4_2``);
 * ``fourier=g``: L-BFGS on a reparameterised image, ``x = irfft2(rfft2(u) * |f|^-g)`` (low frequencies
   move first; the loss and its minimum are unchanged, only the path is). That variant runs the
@@ -73,6 +73,17 @@ def start_image(kind: str, photo: Tensor, std: float = 0.05) -> Tensor:
     return white_noise(photo, std=std, seed=0)
 
 
+def pixel_run(photo: Tensor, painting: Tensor, vgg, alpha: float, run: dict[str, Any], layers,
+              init: str | Tensor, steps: int) -> tuple[Tensor, dict[str, float]]:
+    """``transfer`` with the variant's settings from ``init``: its image and weighted terms at the best step."""
+    weights = {layer: (run["low"] if layer in ("relu1_1", "relu2_1") else 1.0) / len(layers) for layer in layers}
+    result = transfer(photo, painting, alpha=alpha, beta=1.0, style_layers=layers, layer_weights=weights,
+                      extractor=vgg, content_layer=run["content"], tv_weight=NORMALISED_TV_WEIGHT * run["tv"],
+                      init=init, steps=steps, seed=0, progress=False)
+    i = max(result.best_step, 1) - 1
+    return result.image, {k: result.history[k][i] for k in ("content", "style", "tv")}
+
+
 def fourier_run(photo: Tensor, painting: Tensor, vgg, alpha: float, run: dict[str, Any], layers) -> tuple[Tensor, dict]:
     """L-BFGS on u, with the image x = P(u); returns the lowest-loss image and its weighted terms."""
     hw = tuple(photo.shape[-2:])
@@ -124,27 +135,18 @@ def main() -> None:
     skies = []
     for variant in args.variants.split(","):
         run = parse(variant)
-        vgg = networks.setdefault(run["pool"], figure_network(pooling=run["pool"]))
+        if run["pool"] not in networks:
+            networks[run["pool"]] = figure_network(pooling=run["pool"])
+        vgg = networks[run["pool"]]
         alpha = paper_ratio(args.ratio, args.size) * run["f"]
         started = time.perf_counter()
         if run["fourier"] is None:
-            weights = {layer: (run["low"] if layer in ("relu1_1", "relu2_1") else 1.0) / len(layers)
-                       for layer in layers}
-            result = transfer(photo, painting, alpha=alpha, beta=1.0, style_layers=layers, extractor=vgg,
-                              layer_weights=weights,
-                              content_layer=run["content"], tv_weight=NORMALISED_TV_WEIGHT * run["tv"],
-                              init="content" if run["start"] == "photo" else start_image(run["start"], photo, run["std"]),
-                              steps=run["steps"], seed=0, progress=False)
-            i = max(result.best_step, 1) - 1
-            image, parts = result.image, {k: result.history[k][i] for k in ("content", "style", "tv")}
+            start = "content" if run["start"] == "photo" else start_image(run["start"], photo, run["std"])
+            image, parts = pixel_run(photo, painting, vgg, alpha, run, layers, start, run["steps"])
         else:
             image, parts = fourier_run(photo, painting, vgg, alpha, run, layers)
             if run["then"]:
-                result = transfer(photo, painting, alpha=alpha, beta=1.0, style_layers=layers, extractor=vgg,
-                                  content_layer=run["content"], tv_weight=NORMALISED_TV_WEIGHT * run["tv"],
-                                  init=image, steps=run["then"], seed=0, progress=False)
-                i = max(result.best_step, 1) - 1
-                image, parts = result.image, {k: result.history[k][i] for k in ("content", "style", "tv")}
+                image, parts = pixel_run(photo, painting, vgg, alpha, run, layers, image, run["then"])
         seconds = time.perf_counter() - started
         tag = f"{args.painting}_{args.size}_{args.ratio:g}_d{args.depth}_{variant}"
         save_image(image, args.out / f"{tag}.png")
