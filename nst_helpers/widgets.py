@@ -86,7 +86,7 @@ class StyleLab:
         self.weights = weights
         self.save_dir = Path(save_dir)
         self._uploads: dict[str, Path] = {}
-        self._upload_dir = Path(tempfile.mkdtemp(prefix="nst-lab-uploads-"))
+        self._upload_dir: tempfile.TemporaryDirectory[str] | None = None  # made at the first upload, removed with the lab
         self._aspect = 0.75  # height / width of the content image, for the time estimate
         self._step_seconds_per_pixel: float | None = None
         self._timing_note = "measuring this machine's speed…" if measure else "known after the first run"
@@ -421,7 +421,9 @@ class StyleLab:
             return
         upload = files[-1]
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(str(upload["name"])).name) or "upload"
-        path = self._upload_dir / name
+        if self._upload_dir is None:
+            self._upload_dir = tempfile.TemporaryDirectory(prefix="nst-lab-uploads-")
+        path = Path(self._upload_dir.name) / name
         path.write_bytes(bytes(upload["content"]))
         try:
             load_image(path, 64)

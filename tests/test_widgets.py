@@ -207,3 +207,30 @@ def test_a_second_painting_on_the_bottom_half_with_the_photos_colours(lab):
     assert run.settings.second_style == "the_scream"
     caption = " ".join(run.settings.describe())
     assert "the_scream below" in caption and "photo's colours kept (luminance)" in caption
+
+
+def test_uploads_live_in_a_temporary_folder_that_goes_with_the_lab(data_dir, tmp_path):
+    """No folder until the first upload, and none left behind when Python exits (they used to pile up in /tmp)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import datetime, io, tempfile
+        from PIL import Image
+        from nst_helpers.widgets import StyleLab
+        tempfile.tempdir = {str(tmp_path)!r}
+        lab = StyleLab(size=32, steps=4, weights="random", device="cpu", save_dir={str(tmp_path / "saved")!r},
+                       measure=False)
+        print(len(list(tempfile.tempdir and __import__("pathlib").Path(tempfile.tempdir).glob("nst-lab-uploads-*"))))
+        buffer = io.BytesIO()
+        Image.new("RGB", (40, 30), (200, 80, 40)).save(buffer, format="PNG")
+        lab.content_upload.value = ({{"name": "a.png", "type": "", "size": buffer.tell(),
+                                     "content": memoryview(buffer.getvalue()),
+                                     "last_modified": datetime.datetime(2024, 1, 1)}},)
+        print(lab.content.value, *sorted(p.name for p in __import__("pathlib").Path(tempfile.tempdir).glob("nst-lab-uploads-*/*")))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0", "upload:a.png", "a.png"]  # no folder before, the file in one after
+    assert not list(tmp_path.glob("nst-lab-uploads-*")), "the upload folder outlived the lab's Python"
