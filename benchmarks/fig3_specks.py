@@ -17,11 +17,19 @@ then the same panel with one change each. A variant is ``+``-joined changes:
   move first; the loss and its minimum are unchanged, only the path is). That variant runs the
   script's own loop with the engine's L-BFGS settings (history 100, strong Wolfe, the loss divided by
   its first value), not ``transfer``. ``then=N``: after it, N more evaluations in pixels (``transfer``
-  from its result).
+  from its result); ``g2=g+n2=N``: then N more evaluations on that path at gamma g.
+* the same loop on the pixels (``fourier=0``), with one of: ``jitter=N`` (every N evaluations the loss
+  moves to the image rolled by a new random offset in [0, ``shift``), default 8, against the photo rolled
+  the same way); ``avg=K`` (each evaluation averages the loss over K fixed offsets); ``box=sigmoid|clamp``
+  (the image kept inside [0, 1] by sigmoid(u) or clamp(u) in the loss); ``alias=k`` (k times a term on the
+  spread of the means of the image's ``period`` x ``period`` phases, default 8). That loop prints how much
+  of the unclamped image lies outside [0, 1].
+* ``floor=k``: the normalised network with every filter's mean raised to at least k times its layer's
+  median (the package uses 0.1); ``net=raw``: the raw Caffe network.
 
 For each it prints the grain figure (``stats.grain``), the weighted content, style and smoothing terms
 at the end, and the time, and writes the result and a sheet of the skies (the top-left quarter, 3x,
-nearest neighbour) to ``--out``. Measured results: ``PAPER_RATIO.md``, third part.
+nearest neighbour) to ``--out``. Measured results: ``PAPER_RATIO.md``, third and fourth parts.
 """
 
 from __future__ import annotations
@@ -35,8 +43,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from nst_helpers import STYLE_LAYERS, load_image, save_image, transfer
+from nst_helpers import STYLE_LAYERS, load_image, load_vgg19, save_image, transfer
 from nst_helpers.balance import NORMALISED_TV_WEIGHT, paper_ratio
+from nst_helpers.features import normalization_means, normalize_state
 from nst_helpers.figures import figure_network
 from nst_helpers.objective import content_targets, objective, style_targets, white_noise
 from nst_helpers.stats import grain
@@ -45,15 +54,18 @@ from nst_helpers.stats import grain
 def parse(variant: str) -> dict[str, Any]:
     """``"tv=3+start=photo"`` -> the settings of that run."""
     run: dict[str, Any] = {"steps": 150, "tv": 1.0, "f": 1.0, "start": "noise", "pool": "avg",
-                           "content": "relu4_2", "fourier": None, "then": 0, "std": 0.05, "low": 1.0}
+                           "content": "relu4_2", "fourier": None, "then": 0, "std": 0.05, "low": 1.0,
+                           "jitter": 0, "avg": 0, "shift": 8, "box": "none", "net": "normalised", "alias": 0.0,
+                           "period": 8, "floor": 0.0, "g2": -1.0, "n2": 0}
     for part in variant.split("+"):
         if part == "base":
             continue
         key, _, value = part.partition("=")
         if key not in run:
             raise SystemExit(f"unknown change {part!r} in {variant!r}; choose from {', '.join(run)}")
-        run[key] = value if key in ("start", "pool", "content") else float(value)
-    run["steps"], run["then"] = int(run["steps"]), int(run["then"])
+        run[key] = value if key in ("start", "pool", "content", "box", "net") else float(value)
+    for key in ("steps", "then", "jitter", "avg", "shift", "period", "n2"):
+        run[key] = int(run[key])
     return run
 
 
@@ -84,38 +96,93 @@ def pixel_run(photo: Tensor, painting: Tensor, vgg, alpha: float, run: dict[str,
     return result.image, {k: result.history[k][i] for k in ("content", "style", "tv")}
 
 
-def fourier_run(photo: Tensor, painting: Tensor, vgg, alpha: float, run: dict[str, Any], layers) -> tuple[Tensor, dict]:
-    """L-BFGS on u, with the image x = P(u); returns the lowest-loss image and its weighted terms."""
+SHIFTS = ((0, 0), (4, 4), (0, 4), (4, 0))
+
+
+def fourier_run(photo: Tensor, painting: Tensor, vgg, alpha: float, run: dict[str, Any], layers,
+                init: Tensor | None = None) -> tuple[Tensor, dict]:
+    """L-BFGS on u, with the image x = P(u) (P the identity without ``fourier``); returns its image and terms.
+
+    ``jitter=N``: every N evaluations the loss moves to the image rolled by a new random (dy, dx) in
+    [0, shift), against the photo rolled the same way, and L-BFGS restarts; ``avg=K``: each evaluation
+    averages the loss over the first K of SHIFTS. Without either: the lowest-loss image; with: the last.
+    """
     hw = tuple(photo.shape[-2:])
-    s = spectrum(hw, run["fourier"])
-    to_image = lambda u: torch.fft.irfft2(torch.fft.rfft2(u) * s, s=hw)  # noqa: E731
-    loss = objective(vgg, content_targets(vgg, photo, [run["content"]]), style_targets(vgg, painting, layers, hw),
-                     alpha, 1.0, tv_weight=NORMALISED_TV_WEIGHT * run["tv"])
-    u = torch.fft.irfft2(torch.fft.rfft2(start_image(run["start"], photo, run["std"])) / s, s=hw).requires_grad_(True)
-    steps = run["steps"]
-    optimizer = torch.optim.LBFGS([u], lr=1.0, max_iter=steps, max_eval=steps + 25, tolerance_grad=0.0,
-                                  tolerance_change=0.0, history_size=100, line_search_fn="strong_wolfe")
+    s = spectrum(hw, run["fourier"] or 0.0)
+    squash, unsquash = {"none": (lambda v: v, lambda v: v),
+                        "sigmoid": (torch.sigmoid, lambda v: torch.logit(v.clamp(0.02, 0.98))),
+                        "clamp": (lambda v: v.clamp(0, 1), lambda v: v)}[run["box"]]
+    to_image = lambda u: squash(torch.fft.irfft2(torch.fft.rfft2(u) * s, s=hw))  # noqa: E731
+    grams = style_targets(vgg, painting, layers, hw)
+    tv = NORMALISED_TV_WEIGHT * run["tv"]
+
+    def loss_at(shift: tuple[int, int]):
+        target = content_targets(vgg, torch.roll(photo, shift, dims=(-2, -1)), [run["content"]])
+        f = objective(vgg, target, grams, alpha, 1.0, tv_weight=tv)
+        return lambda x: f(torch.roll(x, shift, dims=(-2, -1)))
+
+    shifted = [loss_at(d) for d in SHIFTS[: max(run["avg"], 1)]]
+
+    def loss(x: Tensor):
+        results = [f(x) for f in shifted]
+        n = len(results)
+        return (sum(r[0] for r in results) / n, {k: sum(r[1][k] for r in results) / n for k in results[0][1]})
+
+    plain = loss_at((0, 0))
+    period, alias_weight = run["period"], run["alias"] * alpha * tv * hw[0] * hw[1]
+
+    def alias(x: Tensor) -> Tensor:
+        """The power of the period-``period`` pattern: how far the means of the period x period phases differ."""
+        h, w = (hw[0] // period) * period, (hw[1] // period) * period
+        phases = x[..., :h, :w].unflatten(-1, (w // period, period)).unflatten(-3, (h // period, period))
+        means = phases.mean(dim=(-4, -2))  # (B, C, period, period)
+        return ((means - means.mean(dim=(-2, -1), keepdim=True)) ** 2).sum()
+
+    u = torch.fft.irfft2(torch.fft.rfft2(unsquash(start_image(run["start"], photo, run["std"]) if init is None else init)) / s, s=hw)
+    u.requires_grad_(True)
+    steps, chunk = run["steps"], run["jitter"] or run["steps"]
+    rng = torch.Generator().manual_seed(0)
     state: dict[str, Any] = {"evals": 0, "scale": None, "best": math.inf}
-
-    def closure() -> Tensor:
-        optimizer.zero_grad()
-        x = to_image(u)
-        total, parts = loss(x)
-        value = float(total.detach())
-        state["scale"] = state["scale"] or value
-        (total / state["scale"]).backward()
-        state["evals"] += 1
-        if value < state["best"]:
-            state.update(best=value, image=x.detach().clone(),
-                         parts={k: float(v.detach()) for k, v in parts.items()})
-        return total.detach() / state["scale"]
-
+    current = loss
     while state["evals"] < steps:
-        before = state["evals"]
-        optimizer.step(closure)
-        if state["evals"] == before:
-            break
-    return state["image"].clamp(0, 1), state["parts"]
+        if run["jitter"]:
+            d = tuple(int(v) for v in torch.randint(0, run["shift"], (2,), generator=rng))
+            current = loss_at(d)
+        budget = min(chunk, steps - state["evals"])
+        optimizer = torch.optim.LBFGS([u], lr=1.0, max_iter=budget, max_eval=budget + 25, tolerance_grad=0.0,
+                                      tolerance_change=0.0, history_size=100, line_search_fn="strong_wolfe")
+        stop = state["evals"] + budget
+
+        def closure(optimizer=optimizer, current=current) -> Tensor:
+            optimizer.zero_grad()
+            x = to_image(u)
+            total, parts = current(x)
+            if alias_weight:
+                parts = {**parts, "alias": alias_weight * alias(x)}
+                total = total + parts["alias"]
+            value = float(total.detach())
+            state["scale"] = state["scale"] or value
+            (total / state["scale"]).backward()
+            state["evals"] += 1
+            if value < state["best"]:
+                state.update(best=value, image=x.detach().clone(),
+                             parts={k: float(v.detach()) for k, v in parts.items()})
+            return total.detach() / state["scale"]
+
+        while state["evals"] < stop:
+            before = state["evals"]
+            optimizer.step(closure)
+            if state["evals"] == before:
+                break
+    if run["jitter"] or run["avg"]:
+        with torch.no_grad():
+            image = to_image(u).detach()
+            _, parts = plain(image)
+        return image.clamp(0, 1), {k: float(v) for k, v in parts.items()}
+    x = state["image"]
+    outside = (x < 0) | (x > 1)
+    print(f"    out of [0, 1]: {outside.float().mean():.2%} of values, range {x.min():.2f} .. {x.max():.2f}")
+    return x.clamp(0, 1), state["parts"]
 
 
 def main() -> None:
@@ -135,16 +202,27 @@ def main() -> None:
     skies = []
     for variant in args.variants.split(","):
         run = parse(variant)
-        if run["pool"] not in networks:
-            networks[run["pool"]] = figure_network(pooling=run["pool"])
-        vgg = networks[run["pool"]]
+        key = (run["pool"], run["net"], run["floor"])
+        if key not in networks:
+            networks[key] = (figure_network(pooling=run["pool"]) if run["net"] == "normalised"
+                             else load_vgg19("caffe", pooling=run["pool"]))
+            if run["floor"]:  # each filter's mean raised to at least floor x its layer's median (1: ...)
+                means = {k: m.clamp_min(run["floor"] * m.median()) for k, m in normalization_means().items()}
+                raw = load_vgg19("caffe", pooling=run["pool"])
+                raw.load_state_dict(normalize_state(raw.state_dict(), means))
+                raw.normalized = True
+                networks[key] = raw
+        vgg = networks[key]
         alpha = paper_ratio(args.ratio, args.size) * run["f"]
         started = time.perf_counter()
-        if run["fourier"] is None:
+        if run["fourier"] is None and not (run["jitter"] or run["avg"] or run["box"] != "none" or run["alias"]):
             start = "content" if run["start"] == "photo" else start_image(run["start"], photo, run["std"])
             image, parts = pixel_run(photo, painting, vgg, alpha, run, layers, start, run["steps"])
         else:
             image, parts = fourier_run(photo, painting, vgg, alpha, run, layers)
+            if run["n2"]:  # a second stage: n2 evaluations at gamma g2 from the first stage's image
+                image, parts = fourier_run(photo, painting, vgg, alpha, {**run, "fourier": run["g2"],
+                                                                         "steps": run["n2"]}, layers, init=image)
             if run["then"]:
                 image, parts = pixel_run(photo, painting, vgg, alpha, run, layers, image, run["then"])
         seconds = time.perf_counter() - started
