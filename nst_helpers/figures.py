@@ -33,7 +33,8 @@ Size: even on a CPU the figures are 256 px. This network weighs the low style la
 the size of their receptive fields (3-4 px): a coarse dot pattern at 144 px, a sparse
 fine speckle at 256 px (``benchmarks/PAPER_RATIO.md``, second part). Fig. 3's two
 content-heavy columns keep a lattice of such specks in the sky at every budget, smoothing,
-size (512 px included) and low-layer weight tried; its caption says so (third part).
+size (512 px included), low-layer weight, stride jitter, box constraint and normalisation
+floor tried; its caption says so (third and fourth parts).
 """
 
 from __future__ import annotations
@@ -310,7 +311,7 @@ def figure3(ctx: _Context) -> FigureOutput:
         f"{paper_ratio(1.0, ctx.size):.2g} times these at {ctx.size} px (balance.paper_ratio). Deeper rows transfer larger-scale "
         "structure; to the right the photograph dominates, to the left the painting. In the two right-hand "
         "columns the sky keeps a lattice of small coloured specks, which more evaluations, more smoothing "
-        "and 512 px do not remove (benchmarks/PAPER_RATIO.md, third part). " + ctx.settings() + "."
+        "and 512 px do not remove (benchmarks/PAPER_RATIO.md, third and fourth parts). " + ctx.settings() + "."
     )
     return FigureOutput(fig, caption, stats)
 
