@@ -22,7 +22,8 @@ then the same panel with one change each. A variant is ``+``-joined changes:
   moves to the image rolled by a new random offset in [0, ``shift``), default 8, against the photo rolled
   the same way); ``avg=K`` (each evaluation averages the loss over K fixed offsets); ``box=sigmoid|clamp``
   (the image kept inside [0, 1] by sigmoid(u) or clamp(u) in the loss); ``alias=k`` (k times a term on the
-  spread of the means of the image's ``period`` x ``period`` phases, default 8). That loop prints how much
+  spread of the means of the image's ``period`` x ``period`` phases, default 8); ``ctv=k`` (k times the
+  smoothing weight on the colour alone, the image less its mean over R, G, B). That loop prints how much
   of the unclamped image lies outside [0, 1].
 * ``floor=k``: the normalised network with every filter's mean raised to at least k times its layer's
   median (the package uses 0.1); ``net=raw``: the raw Caffe network.
@@ -47,6 +48,7 @@ from nst_helpers import STYLE_LAYERS, load_image, load_vgg19, save_image, transf
 from nst_helpers.balance import NORMALISED_TV_WEIGHT, paper_ratio
 from nst_helpers.features import normalization_means, normalize_state
 from nst_helpers.figures import figure_network
+from nst_helpers.losses import total_variation
 from nst_helpers.objective import content_targets, objective, style_targets, white_noise
 from nst_helpers.stats import grain
 
@@ -56,7 +58,8 @@ def parse(variant: str) -> dict[str, Any]:
     run: dict[str, Any] = {"steps": 150, "tv": 1.0, "f": 1.0, "start": "noise", "pool": "avg",
                            "content": "relu4_2", "fourier": None, "then": 0, "std": 0.05, "low": 1.0,
                            "jitter": 0, "avg": 0, "shift": 8, "box": "none", "net": "normalised", "alias": 0.0,
-                           "period": 8, "floor": 0.0, "g2": -1.0, "n2": 0}
+                           "period": 8, "floor": 0.0, "g2": -1.0, "n2": 0,
+                           "ctv": 0.0}
     for part in variant.split("+"):
         if part == "base":
             continue
@@ -160,6 +163,9 @@ def fourier_run(photo: Tensor, painting: Tensor, vgg, alpha: float, run: dict[st
             if alias_weight:
                 parts = {**parts, "alias": alias_weight * alias(x)}
                 total = total + parts["alias"]
+            if run["ctv"]:  # smoothing on the colour only: the image less its grey (the mean of R, G, B)
+                parts = {**parts, "ctv": run["ctv"] * alpha * tv * total_variation(x - x.mean(1, keepdim=True))}
+                total = total + parts["ctv"]
             value = float(total.detach())
             state["scale"] = state["scale"] or value
             (total / state["scale"]).backward()
@@ -215,7 +221,8 @@ def main() -> None:
         vgg = networks[key]
         alpha = paper_ratio(args.ratio, args.size) * run["f"]
         started = time.perf_counter()
-        if run["fourier"] is None and not (run["jitter"] or run["avg"] or run["box"] != "none" or run["alias"]):
+        if run["fourier"] is None and not (run["jitter"] or run["avg"] or run["box"] != "none" or run["alias"]
+                                         or run["ctv"]):
             start = "content" if run["start"] == "photo" else start_image(run["start"], photo, run["std"])
             image, parts = pixel_run(photo, painting, vgg, alpha, run, layers, start, run["steps"])
         else:
