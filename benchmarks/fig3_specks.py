@@ -80,6 +80,18 @@ def spectrum(hw: tuple[int, int], gamma: float) -> Tensor:
     return (radius * max(hw)) ** -gamma
 
 
+def network(run: dict[str, Any]):
+    """The variant's network: the figures' normalised one, the raw one, or one normalised with ``floor``."""
+    if not run["floor"]:
+        return figure_network(pooling=run["pool"]) if run["net"] == "normalised" else load_vgg19("caffe", pooling=run["pool"])
+    # each filter's mean raised to at least floor x its layer's median (the package's own floor is 0.1)
+    means = {k: m.clamp_min(run["floor"] * m.median()) for k, m in normalization_means().items()}
+    vgg = load_vgg19("caffe", pooling=run["pool"])
+    vgg.load_state_dict(normalize_state(vgg.state_dict(), means))
+    vgg.normalized = True
+    return vgg
+
+
 def start_image(kind: str, photo: Tensor, std: float = 0.05) -> Tensor:
     if kind == "photo":
         return photo.clone()
@@ -210,14 +222,7 @@ def main() -> None:
         run = parse(variant)
         key = (run["pool"], run["net"], run["floor"])
         if key not in networks:
-            networks[key] = (figure_network(pooling=run["pool"]) if run["net"] == "normalised"
-                             else load_vgg19("caffe", pooling=run["pool"]))
-            if run["floor"]:  # each filter's mean raised to at least floor x its layer's median (1: ...)
-                means = {k: m.clamp_min(run["floor"] * m.median()) for k, m in normalization_means().items()}
-                raw = load_vgg19("caffe", pooling=run["pool"])
-                raw.load_state_dict(normalize_state(raw.state_dict(), means))
-                raw.normalized = True
-                networks[key] = raw
+            networks[key] = network(run)
         vgg = networks[key]
         alpha = paper_ratio(args.ratio, args.size) * run["f"]
         started = time.perf_counter()

@@ -216,19 +216,20 @@ def test_uploads_live_in_a_temporary_folder_that_goes_with_the_lab(data_dir, tmp
     import textwrap
 
     script = textwrap.dedent(f"""
-        import datetime, io, tempfile
+        import datetime, io, pathlib, tempfile
         from PIL import Image
         from nst_helpers.widgets import StyleLab
         tempfile.tempdir = {str(tmp_path)!r}
+        root = pathlib.Path(tempfile.tempdir)
         lab = StyleLab(size=32, steps=4, weights="random", device="cpu", save_dir={str(tmp_path / "saved")!r},
                        measure=False)
-        print(len(list(tempfile.tempdir and __import__("pathlib").Path(tempfile.tempdir).glob("nst-lab-uploads-*"))))
+        print(len(list(root.glob("nst-lab-uploads-*"))))
         buffer = io.BytesIO()
         Image.new("RGB", (40, 30), (200, 80, 40)).save(buffer, format="PNG")
         lab.content_upload.value = ({{"name": "a.png", "type": "", "size": buffer.tell(),
                                      "content": memoryview(buffer.getvalue()),
                                      "last_modified": datetime.datetime(2024, 1, 1)}},)
-        print(lab.content.value, *sorted(p.name for p in __import__("pathlib").Path(tempfile.tempdir).glob("nst-lab-uploads-*/*")))
+        print(lab.content.value, *sorted(p.name for p in root.glob("nst-lab-uploads-*/*")))
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
