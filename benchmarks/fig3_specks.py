@@ -27,10 +27,21 @@ then the same panel with one change each. A variant is ``+``-joined changes:
   of the unclamped image lies outside [0, 1].
 * ``floor=k``: the normalised network with every filter's mean raised to at least k times its layer's
   median (the package uses 0.1); ``net=raw``: the raw Caffe network.
+* ``psize=k``: the painting loaded at k times ``--size`` (its Grams rescaled per position, as always).
+* in the script's own loop too: ``cblur=s`` (the content term sees the image and the photo through a
+  Gaussian blur of s px; the style term sees the image as it is); ``anchor=k`` (k times the smoothing
+  weight on ``sum (x - photo)^2``, the pixels held to the photo's; with ``asig=s`` only their part above a
+  Gaussian blur of s px); ``ftv=k`` (k times the smoothing weight, on top of the usual term, where the
+  photo is flat: ``flat_mask``, the sky).
+
+``--probe RESULT.png`` runs nothing: it prints the result's weighted terms as it is, with its sky blurred,
+and with its sky replaced by the photo's own (as it is, and moved to the result's mean sky colour), the
+content term split into the relu4_2 cells in the sky and the others. It says which term the sky's
+specks serve.
 
 For each it prints the grain figure (``stats.grain``), the weighted content, style and smoothing terms
 at the end, and the time, and writes the result and a sheet of the skies (the top-left quarter, 3x,
-nearest neighbour) to ``--out``. Measured results: ``PAPER_RATIO.md``, third and fourth parts.
+nearest neighbour) to ``--out``. Measured results: ``PAPER_RATIO.md``, third to fifth parts.
 """
 
 from __future__ import annotations
@@ -46,9 +57,10 @@ from torch import Tensor
 
 from nst_helpers import STYLE_LAYERS, load_image, load_vgg19, save_image, transfer
 from nst_helpers.balance import NORMALISED_TV_WEIGHT, paper_ratio
+from nst_helpers.color import luminance
 from nst_helpers.features import normalization_means, normalize_state
 from nst_helpers.figures import figure_network
-from nst_helpers.losses import total_variation
+from nst_helpers.losses import style_layer_loss, total_variation
 from nst_helpers.objective import content_targets, objective, style_targets, white_noise
 from nst_helpers.stats import grain
 
@@ -59,7 +71,8 @@ def parse(variant: str) -> dict[str, Any]:
                            "content": "relu4_2", "fourier": None, "then": 0, "std": 0.05, "low": 1.0,
                            "jitter": 0, "avg": 0, "shift": 8, "box": "none", "net": "normalised", "alias": 0.0,
                            "period": 8, "floor": 0.0, "g2": -1.0, "n2": 0,
-                           "ctv": 0.0}
+                           "ctv": 0.0, "psize": 1.0, "cblur": 0.0,
+                           "anchor": 0.0, "asig": 0.0, "ftv": 0.0, "clum": 0.0}
     for part in variant.split("+"):
         if part == "base":
             continue
@@ -78,6 +91,49 @@ def spectrum(hw: tuple[int, int], gamma: float) -> Tensor:
     fx = torch.fft.rfftfreq(hw[1]).view(1, -1)
     radius = (fx ** 2 + fy ** 2).sqrt().clamp_min(1.0 / max(hw))
     return (radius * max(hw)) ** -gamma
+
+
+def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
+    """``x`` blurred by a Gaussian of ``sigma`` px (separable, reflected at the border)."""
+    r = max(1, math.ceil(3 * sigma))
+    k = torch.exp(-torch.arange(-r, r + 1, dtype=x.dtype) ** 2 / (2 * sigma ** 2))
+    k = (k / k.sum()).to(x.device)
+    c = x.shape[1]
+    x = torch.nn.functional.pad(x, (r, r, r, r), mode="reflect")
+    x = torch.nn.functional.conv2d(x, k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
+    return torch.nn.functional.conv2d(x, k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+
+
+def flat_mask(photo: Tensor, threshold: float = 0.08, reach: int = 9) -> Tensor:
+    """(1, 1, H, W): 1 where the photo is flat (the sky), i.e. no neighbour difference within ``reach`` px
+    exceeds ``threshold`` (summed over R, G, B and both directions)."""
+    g = ((photo[..., 1:, :-1] - photo[..., :-1, :-1]).abs() + (photo[..., :-1, 1:] - photo[..., :-1, :-1]).abs())
+    g = torch.nn.functional.pad(g.sum(1, keepdim=True), (0, 1, 0, 1), mode="replicate")
+    return (torch.nn.functional.max_pool2d(g, reach, 1, reach // 2) < threshold).float()
+
+
+def probe(image: Tensor, photo: Tensor, painting: Tensor, vgg, alpha: float, layers) -> None:
+    """Which term do the sky's specks serve? ``image``'s weighted terms as it is, with its sky (``flat_mask``)
+    blurred, with its sky replaced by the photo's own, and by the photo's moved to the image's mean sky colour; the content term split into the relu4_2 cells
+    whose 8 x 8 px lie in the sky and the others."""
+    flat = flat_mask(photo)
+    content = content_targets(vgg, photo, ["relu4_2"])["relu4_2"]
+    grams = style_targets(vgg, painting, layers, tuple(photo.shape[-2:]))
+    sky_cells = torch.nn.functional.avg_pool2d(flat, 8)[0, 0] > 0.99
+    print(f"sky: {flat.mean():.0%} of the pixels, {sky_cells.float().mean():.0%} of the relu4_2 cells")
+    cases = {"as it is": image, "sky blurred (1 px)": flat * gaussian_blur(image, 1.0) + (1 - flat) * image,
+             "sky blurred (2 px)": flat * gaussian_blur(image, 2.0) + (1 - flat) * image,
+             "sky = the photo's": flat * photo + (1 - flat) * image}
+    shift = ((image - photo) * flat).sum((-2, -1), keepdim=True) / flat.sum()  # the sky's mean colour change
+    cases["sky = photo's + shift"] = flat * (photo + shift) + (1 - flat) * image
+    with torch.no_grad():
+        for name, x in cases.items():
+            feats = vgg(x, ["relu4_2", *layers])
+            cells = alpha * 0.5 * (feats["relu4_2"] - content).pow(2).sum(1)[0]
+            style = {k: style_layer_loss(feats[k], grams[k]) / len(layers) for k in layers}
+            print(f"  {name:20s} content {float(cells.sum()):.4f} (sky cells {float(cells[sky_cells].sum()):.4f}, "
+                  f"the others {float(cells[~sky_cells].sum()):.4f})  style {float(sum(style.values())):.4f} ("
+                  + ", ".join(f"{k} {float(v):.4f}" for k, v in style.items()) + ")")
 
 
 def network(run: dict[str, Any]):
@@ -132,6 +188,16 @@ def fourier_run(photo: Tensor, painting: Tensor, vgg, alpha: float, run: dict[st
     tv = NORMALISED_TV_WEIGHT * run["tv"]
 
     def loss_at(shift: tuple[int, int]):
+        if run["cblur"] or run["clum"]:  # the content term sees the image blurred or grey, the style term as it is
+            seen = (lambda v: gaussian_blur(v, run["cblur"])) if run["cblur"] else luminance  # noqa: E731
+            target = content_targets(vgg, seen(torch.roll(photo, shift, dims=(-2, -1))), [run["content"]])
+            fc, fs = objective(vgg, target, {}, alpha, 1.0), objective(vgg, {}, grams, alpha, 1.0, tv_weight=tv)
+
+            def both(x: Tensor):
+                x = torch.roll(x, shift, dims=(-2, -1))
+                (c, pc), (t, ps) = fc(seen(x)), fs(x)
+                return c + t, {"content": pc["content"], "style": ps["style"], "tv": ps["tv"]}
+            return both
         target = content_targets(vgg, torch.roll(photo, shift, dims=(-2, -1)), [run["content"]])
         f = objective(vgg, target, grams, alpha, 1.0, tv_weight=tv)
         return lambda x: f(torch.roll(x, shift, dims=(-2, -1)))
@@ -144,6 +210,7 @@ def fourier_run(photo: Tensor, painting: Tensor, vgg, alpha: float, run: dict[st
         return (sum(r[0] for r in results) / n, {k: sum(r[1][k] for r in results) / n for k in results[0][1]})
 
     plain = loss_at((0, 0))
+    flat = flat_mask(photo)
     period, alias_weight = run["period"], run["alias"] * alpha * tv * hw[0] * hw[1]
 
     def alias(x: Tensor) -> Tensor:
@@ -178,6 +245,16 @@ def fourier_run(photo: Tensor, painting: Tensor, vgg, alpha: float, run: dict[st
             if run["ctv"]:  # smoothing on the colour only: the image less its grey (the mean of R, G, B)
                 parts = {**parts, "ctv": run["ctv"] * alpha * tv * total_variation(x - x.mean(1, keepdim=True))}
                 total = total + parts["ctv"]
+            if run["anchor"]:  # pixels held to the photo's (their high-pass part alone with asig)
+                d = x - photo
+                if run["asig"]:
+                    d = d - gaussian_blur(d, run["asig"])
+                parts = {**parts, "anchor": run["anchor"] * alpha * tv * d.pow(2).sum()}
+                total = total + parts["anchor"]
+            if run["ftv"]:  # smoothing where the photo is flat only (its local gradient below a threshold)
+                dy, dx = x[..., 1:, :-1] - x[..., :-1, :-1], x[..., :-1, 1:] - x[..., :-1, :-1]
+                parts = {**parts, "ftv": run["ftv"] * alpha * tv * (flat[..., :-1, :-1] * (dy ** 2 + dx ** 2)).sum()}
+                total = total + parts["ftv"]
             value = float(total.detach())
             state["scale"] = state["scale"] or value
             (total / state["scale"]).backward()
@@ -211,10 +288,18 @@ def main() -> None:
     parser.add_argument("--painting", default="composition_vii")
     parser.add_argument("--variants", default="base")
     parser.add_argument("--out", type=Path, default=Path("specks"))
+    parser.add_argument("--probe", type=Path, help="a result (PNG) to probe instead of running variants")
     args = parser.parse_args()
+    if args.probe:
+        layers = STYLE_LAYERS[: args.depth]
+        probe(load_image(str(args.probe), args.size), load_image("tubingen", args.size),
+              load_image(args.painting, args.size), figure_network(pooling="avg"),
+              paper_ratio(args.ratio, args.size), layers)
+        return
     args.out.mkdir(parents=True, exist_ok=True)
 
-    photo, painting = load_image("tubingen", args.size), load_image(args.painting, args.size)
+    photo = load_image("tubingen", args.size)
+    paintings: dict[float, Tensor] = {}
     layers = STYLE_LAYERS[: args.depth]
     networks = {}
     skies = []
@@ -225,9 +310,13 @@ def main() -> None:
             networks[key] = network(run)
         vgg = networks[key]
         alpha = paper_ratio(args.ratio, args.size) * run["f"]
+        if run["psize"] not in paintings:
+            paintings[run["psize"]] = load_image(args.painting, round(args.size * run["psize"]))
+        painting = paintings[run["psize"]]
         started = time.perf_counter()
         if run["fourier"] is None and not (run["jitter"] or run["avg"] or run["box"] != "none" or run["alias"]
-                                         or run["ctv"]):
+                                         or run["ctv"] or run["cblur"] or run["clum"]
+                                         or run["anchor"] or run["ftv"]):
             start = "content" if run["start"] == "photo" else start_image(run["start"], photo, run["std"])
             image, parts = pixel_run(photo, painting, vgg, alpha, run, layers, start, run["steps"])
         else:

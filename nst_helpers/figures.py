@@ -32,9 +32,12 @@ Size: even on a CPU the figures are 256 px. This network weighs the low style la
 (relu1_1, relu2_1) far more than the raw one, and in flat regions they leave specks
 the size of their receptive fields (3-4 px): a coarse dot pattern at 144 px, a sparse
 fine speckle at 256 px (``benchmarks/PAPER_RATIO.md``, second part). Fig. 3's two
-content-heavy columns keep a lattice of such specks in the sky at every budget, smoothing,
+content-heavy columns keep a lattice of specks in the sky at every budget, smoothing,
 size (512 px included), low-layer weight, stride jitter, box constraint and normalisation
-floor tried; its caption says so (third and fourth parts).
+floor tried (third and fourth parts). They are eq. 7's compromise: the style term repaints
+the sky in the painting's colours, and the specks bring relu4_2's responses there back to
+the photo's; blurring them away raises the content term 1.8x and the style term 4 %
+(fifth part). The caption says so.
 """
 
 from __future__ import annotations
@@ -311,7 +314,9 @@ def figure3(ctx: _Context) -> FigureOutput:
         f"{paper_ratio(1.0, ctx.size):.2g} times these at {ctx.size} px (balance.paper_ratio). Deeper rows transfer larger-scale "
         "structure; to the right the photograph dominates, to the left the painting. In the two right-hand "
         "columns the sky keeps a lattice of small coloured specks, which more evaluations, more smoothing "
-        "and 512 px do not remove (benchmarks/PAPER_RATIO.md, third and fourth parts). " + ctx.settings() + "."
+        "and 512 px do not remove: the style term repaints the sky in the painting's colours, and the specks "
+        "give relu4_2 back the photo's sky there (benchmarks/PAPER_RATIO.md, third to fifth parts). "
+        + ctx.settings() + "."
     )
     return FigureOutput(fig, caption, stats)
 
