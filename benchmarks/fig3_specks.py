@@ -29,7 +29,8 @@ then the same panel with one change each. A variant is ``+``-joined changes:
   median (the package uses 0.1); ``net=raw``: the raw Caffe network.
 * ``psize=k``: the painting loaded at k times ``--size`` (its Grams rescaled per position, as always).
 * in the script's own loop too: ``cblur=s`` (the content term sees the image and the photo through a
-  Gaussian blur of s px; the style term sees the image as it is); ``anchor=k`` (k times the smoothing
+  Gaussian blur of s px; the style term sees the image as it is); ``clum=1`` (the same, through their
+  luminance, ``color.luminance``: the content term cannot see colour); ``anchor=k`` (k times the smoothing
   weight on ``sum (x - photo)^2``, the pixels held to the photo's; with ``asig=s`` only their part above a
   Gaussian blur of s px); ``ftv=k`` (k times the smoothing weight, on top of the usual term, where the
   photo is flat: ``flat_mask``, the sky).
