@@ -114,9 +114,10 @@ def flat_mask(photo: Tensor, threshold: float = 0.08, reach: int = 9) -> Tensor:
 
 
 def probe(image: Tensor, photo: Tensor, painting: Tensor, vgg, alpha: float, layers) -> None:
-    """Which term do the sky's specks serve? ``image``'s weighted terms as it is, with its sky (``flat_mask``)
-    blurred, with its sky replaced by the photo's own, and by the photo's moved to the image's mean sky colour; the content term split into the relu4_2 cells
-    whose 8 x 8 px lie in the sky and the others."""
+    """Which term do the sky's specks serve? Prints ``image``'s weighted terms as it is, with its sky
+    (``flat_mask``) blurred, with its sky replaced by the photo's own, and with the photo's sky moved to the
+    image's mean sky colour. The content term is split into the relu4_2 cells whose 8 x 8 px lie in the sky
+    and the others."""
     flat = flat_mask(photo)
     content = content_targets(vgg, photo, ["relu4_2"])["relu4_2"]
     grams = style_targets(vgg, painting, layers, tuple(photo.shape[-2:]))
@@ -169,6 +170,7 @@ def pixel_run(photo: Tensor, painting: Tensor, vgg, alpha: float, run: dict[str,
 
 
 SHIFTS = ((0, 0), (4, 4), (0, 4), (4, 0))
+OWN_LOOP = ("jitter", "avg", "alias", "ctv", "cblur", "clum", "anchor", "ftv")  # changes only fourier_run makes
 
 
 def fourier_run(photo: Tensor, painting: Tensor, vgg, alpha: float, run: dict[str, Any], layers,
@@ -315,9 +317,7 @@ def main() -> None:
             paintings[run["psize"]] = load_image(args.painting, round(args.size * run["psize"]))
         painting = paintings[run["psize"]]
         started = time.perf_counter()
-        if run["fourier"] is None and not (run["jitter"] or run["avg"] or run["box"] != "none" or run["alias"]
-                                         or run["ctv"] or run["cblur"] or run["clum"]
-                                         or run["anchor"] or run["ftv"]):
+        if run["fourier"] is None and run["box"] == "none" and not any(run[k] for k in OWN_LOOP):
             start = "content" if run["start"] == "photo" else start_image(run["start"], photo, run["std"])
             image, parts = pixel_run(photo, painting, vgg, alpha, run, layers, start, run["steps"])
         else:
