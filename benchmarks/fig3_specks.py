@@ -33,7 +33,10 @@ then the same panel with one change each. A variant is ``+``-joined changes:
   luminance, ``color.luminance``: the content term cannot see colour); ``anchor=k`` (k times the smoothing
   weight on ``sum (x - photo)^2``, the pixels held to the photo's; with ``asig=s`` only their part above a
   Gaussian blur of s px); ``ftv=k`` (k times the smoothing weight, on top of the usual term, where the
-  photo is flat: ``flat_mask``, the sky).
+  photo is flat: ``losses.flat_regions``, the sky).
+* ``cmap=1``: the content target is the photo with its colours mapped to the painting's mean and
+  covariance (``transfer(content_colors="painting")``); with ``ftv=k`` the smoothing mask still comes
+  from the photo itself. ``cmap=1+ftv=30`` is what ``make figures`` now uses for Fig. 3 (sixth part).
 
 ``--probe RESULT.png`` runs nothing: it prints the result's weighted terms as it is, with its sky blurred,
 and with its sky replaced by the photo's own (as it is, and moved to the result's mean sky colour), the
@@ -58,10 +61,10 @@ from torch import Tensor
 
 from nst_helpers import STYLE_LAYERS, load_image, load_vgg19, save_image, transfer
 from nst_helpers.balance import NORMALISED_TV_WEIGHT, paper_ratio
-from nst_helpers.color import luminance
+from nst_helpers.color import luminance, match_colors
 from nst_helpers.features import normalization_means, normalize_state
 from nst_helpers.figures import figure_network
-from nst_helpers.losses import style_layer_loss, total_variation
+from nst_helpers.losses import flat_regions, style_layer_loss, total_variation
 from nst_helpers.objective import content_targets, objective, style_targets, white_noise
 from nst_helpers.stats import grain
 
@@ -73,7 +76,7 @@ def parse(variant: str) -> dict[str, Any]:
                            "jitter": 0, "avg": 0, "shift": 8, "box": "none", "net": "normalised", "alias": 0.0,
                            "period": 8, "floor": 0.0, "g2": -1.0, "n2": 0,
                            "ctv": 0.0, "psize": 1.0, "cblur": 0.0,
-                           "anchor": 0.0, "asig": 0.0, "ftv": 0.0, "clum": 0.0}
+                           "anchor": 0.0, "asig": 0.0, "ftv": 0.0, "clum": 0.0, "cmap": 0.0}
     for part in variant.split("+"):
         if part == "base":
             continue
@@ -105,20 +108,12 @@ def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
     return torch.nn.functional.conv2d(x, k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
 
 
-def flat_mask(photo: Tensor, threshold: float = 0.08, reach: int = 9) -> Tensor:
-    """(1, 1, H, W): 1 where the photo is flat (the sky), i.e. no neighbour difference within ``reach`` px
-    exceeds ``threshold`` (summed over R, G, B and both directions)."""
-    g = ((photo[..., 1:, :-1] - photo[..., :-1, :-1]).abs() + (photo[..., :-1, 1:] - photo[..., :-1, :-1]).abs())
-    g = torch.nn.functional.pad(g.sum(1, keepdim=True), (0, 1, 0, 1), mode="replicate")
-    return (torch.nn.functional.max_pool2d(g, reach, 1, reach // 2) < threshold).float()
-
-
 def probe(image: Tensor, photo: Tensor, painting: Tensor, vgg, alpha: float, layers) -> None:
     """Which term do the sky's specks serve? Prints ``image``'s weighted terms as it is, with its sky
-    (``flat_mask``) blurred, with its sky replaced by the photo's own, and with the photo's sky moved to the
+    (``losses.flat_regions``) blurred, with its sky replaced by the photo's own, and with the photo's sky moved to the
     image's mean sky colour. The content term is split into the relu4_2 cells whose 8 x 8 px lie in the sky
     and the others."""
-    flat = flat_mask(photo)
+    flat = flat_regions(photo)
     content = content_targets(vgg, photo, ["relu4_2"])["relu4_2"]
     grams = style_targets(vgg, painting, layers, tuple(photo.shape[-2:]))
     sky_cells = torch.nn.functional.avg_pool2d(flat, 8)[0, 0] > 0.99
@@ -213,7 +208,7 @@ def fourier_run(photo: Tensor, painting: Tensor, vgg, alpha: float, run: dict[st
         return (sum(r[0] for r in results) / n, {k: sum(r[1][k] for r in results) / n for k in results[0][1]})
 
     plain = loss_at((0, 0))
-    flat = flat_mask(photo)
+    flat = flat_regions(run.get("flat_of", photo))  # where the (original) photo is flat
     period, alias_weight = run["period"], run["alias"] * alpha * tv * hw[0] * hw[1]
 
     def alias(x: Tensor) -> Tensor:
@@ -319,9 +314,11 @@ def main() -> None:
         started = time.perf_counter()
         if run["fourier"] is None and run["box"] == "none" and not any(run[k] for k in OWN_LOOP):
             start = "content" if run["start"] == "photo" else start_image(run["start"], photo, run["std"])
-            image, parts = pixel_run(photo, painting, vgg, alpha, run, layers, start, run["steps"])
+            target = match_colors(photo, painting).clamp(0, 1) if run["cmap"] else photo
+            image, parts = pixel_run(target, painting, vgg, alpha, run, layers, start, run["steps"])
         else:
-            image, parts = fourier_run(photo, painting, vgg, alpha, run, layers)
+            target = match_colors(photo, painting).clamp(0, 1) if run["cmap"] else photo
+            image, parts = fourier_run(target, painting, vgg, alpha, {**run, "flat_of": photo}, layers)
             if run["n2"]:  # a second stage: n2 evaluations at gamma g2 from the first stage's image
                 image, parts = fourier_run(photo, painting, vgg, alpha, {**run, "fourier": run["g2"],
                                                                          "steps": run["n2"]}, layers, init=image)

@@ -269,6 +269,10 @@ def figure2(ctx: _Context) -> FigureOutput:
 
 
 FIG3_RATIOS = (1e-5, 1e-4, 1e-3, 1e-2)  # the paper's alpha/beta, columns of Fig. 3
+#: Fig. 3's two departures from eq. 7 (``transfer``): the content target is the photo in the painting's colours,
+#: and the smoothing counts 31x where the photo is flat. Without them the content-heavy columns keep a lattice of
+#: specks in the sky (``benchmarks/PAPER_RATIO.md``, fifth and sixth parts); ``{}`` gives the paper's loss.
+FIG3_OPTIONS: dict[str, Any] = {"content_colors": "painting", "flat_smoothing": 30.0}
 
 
 def figure3(ctx: _Context) -> FigureOutput:
@@ -280,7 +284,7 @@ def figure3(ctx: _Context) -> FigureOutput:
     grid: dict[tuple[int, float], Result] = {}
     for depth in range(1, 6):  # row by row, so that the progress bar moves
         grid.update(ratio_grid(photo, painting, ratios=list(ours.values()), depths=[depth],
-                               init=ctx.init, **ctx.options))
+                               init=ctx.init, **FIG3_OPTIONS, **ctx.options))
         ctx.tick(len(ours))
     rows: dict[str, dict[str, dict[str, float]]] = {}
     checks: dict[str, bool] = {}
@@ -295,7 +299,7 @@ def figure3(ctx: _Context) -> FigureOutput:
     grains = {f"up to {paper_name(STYLE_LAYERS[d - 1])}": {_ratio_text(r): grain(grid[(d, ours[r])].image, photo, painting)
                                                          for r in FIG3_RATIOS} for d in range(1, 6)}
     stats = {"our_ratios": {_ratio_text(r): v for r, v in ours.items()}, "losses": rows, "grain": grains,
-             "checks": checks}
+             "options": FIG3_OPTIONS, "checks": checks}
 
     w = panel_width(ctx.size)
     aspect = photo.shape[-2] / photo.shape[-1]
@@ -312,10 +316,13 @@ def figure3(ctx: _Context) -> FigureOutput:
         "conv1_1 only, then conv1_1 and conv2_1, ... up to conv1_1 .. conv5_1 (label: the deepest layer). "
         "Columns: the paper's alpha/beta, 1e-5 .. 1e-2 (content at conv4_2); ours are "
         f"{paper_ratio(1.0, ctx.size):.2g} times these at {ctx.size} px (balance.paper_ratio). Deeper rows transfer larger-scale "
-        "structure; to the right the photograph dominates, to the left the painting. In the two right-hand "
-        "columns the sky keeps a lattice of small coloured specks, which more evaluations, more smoothing "
-        "and 512 px do not remove: the style term repaints the sky in the painting's colours, and the specks "
-        "give relu4_2 back the photo's sky there (benchmarks/PAPER_RATIO.md, third to fifth parts). "
+        "structure; to the right the photograph dominates, to the left the painting. Two departures from the "
+        "paper's eq. 7, in every panel (they weigh with alpha, so they matter to the right): the content target is the photo with its colours mapped "
+        "to the painting's mean and covariance (content_colors='painting'), and the smoothing term counts "
+        f"{1 + FIG3_OPTIONS['flat_smoothing']:.0f}x where the photo is flat (flat_smoothing). With the paper's loss "
+        "those columns keep a lattice of small coloured specks in the sky: the style term repaints the sky in the "
+        "painting's colours, and the specks give relu4_2 back the photo's sky there (benchmarks/PAPER_RATIO.md, "
+        "third to sixth parts; notebook 04). "
         + ctx.settings() + "."
     )
     return FigureOutput(fig, caption, stats)

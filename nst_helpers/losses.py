@@ -25,6 +25,9 @@ with ``tv_weight=0``):
   checker at the sampling limit barely changes them (see notebook 04): L_tv
   is the term that sees it. Mahendran & Vedaldi (2015) and Johnson et al.
   (2016) use the same regulariser (with exponent 1 or 2).
+* The same with a weight per pixel, ``sum w_ij (...)``: ``total_variation(x,
+  weight=1 + k flat_regions(photo))`` smooths more where the photo is flat (the
+  sky), where the paper's loss leaves a lattice of specks (``figures``, Fig. 3).
 
 All functions take batches ``(B, C, H, W)`` and return the loss summed over the
 batch, so that each image's gradient is the gradient of its own loss: a batch
@@ -61,7 +64,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-__all__ = ["check_weights", "content_loss", "gram_matrix", "rescale_gram", "style_layer_loss", "style_loss",
+__all__ = ["check_weights", "content_loss", "flat_regions", "gram_matrix", "rescale_gram", "style_layer_loss", "style_loss",
     "total_loss", "total_variation"]
 
 Reduction = Literal["sum", "none"]
@@ -213,21 +216,44 @@ def total_loss(content: Tensor, style: Tensor, alpha: float, beta: float) -> Ten
     return alpha * content + beta * style
 
 
-def total_variation(image: Tensor, reduction: Reduction = "sum") -> Tensor:
+def total_variation(image: Tensor, reduction: Reduction = "sum", weight: Tensor | None = None) -> Tensor:
     """Squared differences of neighbouring pixels, ``L_tv`` (not in the paper; see the module docstring).
 
-    ``sum_c sum_ij (x[c, i+1, j] - x[c, i, j])^2 + (x[c, i, j+1] - x[c, i, j])^2``.
-    Its gradient at a pixel is ``2 (4 x_ij - sum of its 4 neighbours)`` inside
-    the image (a discrete Laplacian), so it pulls each pixel towards its
-    neighbours' mean: it damps pixel-level checkers far more than strokes.
+    ``sum_c sum_ij w_ij [(x[c, i+1, j] - x[c, i, j])^2 + (x[c, i, j+1] - x[c, i, j])^2]``,
+    with ``w = 1`` unless ``weight`` is given. Its gradient at a pixel is
+    ``2 (4 x_ij - sum of its 4 neighbours)`` inside the image for ``w = 1`` (a
+    discrete Laplacian), so it pulls each pixel towards its neighbours' mean: it
+    damps pixel-level checkers far more than strokes.
 
     Args:
         image: (B, C, H, W) pixels.
         reduction: ``"sum"`` over the batch, or ``"none"`` for one value per image.
+        weight: (B or 1, 1, H, W), non-negative: how much each pixel's differences to
+            its lower and right neighbours count (e.g. ``1 + k * flat_regions(photo)``:
+            more smoothing where the photo is flat). ``None``: 1 everywhere.
     """
-    down = (image[:, :, 1:, :] - image[:, :, :-1, :]).pow(2).flatten(1).sum(1)  # (B,)
-    right = (image[:, :, :, 1:] - image[:, :, :, :-1]).pow(2).flatten(1).sum(1)  # (B,)
-    return _reduce(down + right, reduction)
+    down = (image[:, :, 1:, :] - image[:, :, :-1, :]).pow(2)  # (B, C, H-1, W)
+    right = (image[:, :, :, 1:] - image[:, :, :, :-1]).pow(2)  # (B, C, H, W-1)
+    if weight is not None:
+        down, right = down * weight[..., :-1, :], right * weight[..., :, :-1]
+    return _reduce(down.flatten(1).sum(1) + right.flatten(1).sum(1), reduction)
+
+
+def flat_regions(image: Tensor, threshold: float = 0.08, reach: int = 9) -> Tensor:
+    """(B, 1, H, W): 1 where ``image`` is flat (a clear sky, a wall), 0 elsewhere.
+
+    A pixel is flat when, within the ``reach`` x ``reach`` window around it, no pixel
+    differs from its lower or right neighbour by more than ``threshold`` (the
+    absolute differences summed over R, G, B and both directions; the image in
+    [0, 1]). The window keeps strokes near edges free. Used as the weight map of
+    ``total_variation`` (``transfer(flat_smoothing=...)``).
+    """
+    if reach < 1 or reach % 2 == 0:
+        raise ValueError(f"reach must be an odd number of pixels, got {reach}")
+    step = ((image[:, :, 1:, :-1] - image[:, :, :-1, :-1]).abs()
+            + (image[:, :, :-1, 1:] - image[:, :, :-1, :-1]).abs()).sum(1, keepdim=True)  # (B, 1, H-1, W-1)
+    step = torch.nn.functional.pad(step, (0, 1, 0, 1), mode="replicate")
+    return (torch.nn.functional.max_pool2d(step, reach, 1, reach // 2) <= threshold).to(image.dtype)
 
 
 def check_weights(values, what: str) -> None:

@@ -104,7 +104,8 @@ def style_targets(vgg: VGG19Features, style: Tensor, layers: Sequence[str], out_
 def objective(vgg: VGG19Features, content: Mapping[str, Tensor], style: Mapping[str, Any],
               alpha: float | Tensor, beta: float | Tensor, layer_weights: Mapping[str, float | Tensor] | None = None,
               precision: str = "fp32", channels_last: bool = False, per_image: bool = False,
-              tv_weight: float = 0.0, statistic: str = "gram", guided: bool = False) -> Objective:
+              tv_weight: float = 0.0, statistic: str = "gram", guided: bool = False,
+              tv_map: Tensor | None = None) -> Objective:
     """Eq. 7, ``alpha L_content + beta L_style``, plus ``alpha tv_weight L_tv``, as a function of the image.
 
     Args:
@@ -122,6 +123,8 @@ def objective(vgg: VGG19Features, content: Mapping[str, Tensor], style: Mapping[
             the others replace E_l in eq. 5 by ``style_statistics.statistic_loss``.
         guided: ``style`` holds ``guided_style_targets`` (spatial control): each layer's term is
             the paintings' masked Gram losses, weighted by their shares (``control``).
+        tv_map: (1, 1, H, W) weight per pixel of the smoothing term (``losses.total_variation``);
+            ``None``: 1 everywhere.
 
     Returns:
         ``image -> (total, {"content": ..., "style": ..., "tv": ...})``, the parts with
@@ -137,7 +140,8 @@ def objective(vgg: VGG19Features, content: Mapping[str, Tensor], style: Mapping[
 
     def loss(image: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         reduction = "none" if per_image else "sum"
-        tv = alpha * tv_weight * total_variation(image, reduction) if tv_weight else torch.zeros_like(zero)
+        tv = (alpha * tv_weight * total_variation(image, reduction, tv_map) if tv_weight
+              else torch.zeros_like(zero))
         if channels_last:  # NHWC: what cuDNN's tensor-core kernels want; the gradient comes back NCHW
             image = image.contiguous(memory_format=torch.channels_last)
         with autocast(device, precision):

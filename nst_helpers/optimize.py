@@ -42,7 +42,7 @@ from .balance import default_beta, default_init, default_tv_weight
 from .color import check_mode, luminance, match_colors, match_luminance, with_chroma_of
 from .features import STYLE_LAYERS, VGG19Features, check_layers, pick_device
 from .images import as_batch
-from .losses import check_weights
+from .losses import check_weights, flat_regions
 from .memory import check_fits
 from .objective import (
     NOISE_STD,
@@ -363,7 +363,8 @@ def _run(content: Tensor | None, style: Tensor | Sequence[Tensor] | None, conten
          layer_weights: Mapping[str, float] | None, out_shape: Sequence[int],
          options: Options, task: str, extra: dict[str, Any], tv_weight: float = 0.0,
          statistic: str = "gram", style_weights: Sequence[float] | None = None,
-         masks: Sequence[Tensor] | None = None, scale_split: str | None = None) -> Result:
+         masks: Sequence[Tensor] | None = None, scale_split: str | None = None,
+         tv_map: Tensor | None = None) -> Result:
     check_weighting(alpha, beta, style_layers, layer_weights)
     check_statistic(statistic)
     check_weights([tv_weight], "tv_weight")
@@ -384,7 +385,8 @@ def _run(content: Tensor | None, style: Tensor | Sequence[Tensor] | None, conten
         grams = style_targets(vgg, style, style_layers, hw, options.precision)
         scale = statistic_scale(vgg, x0, grams, a, statistic, layer_weights)
     loss = objective(vgg, p, a, alpha, beta * scale, layer_weights, options.precision, channels_last,
-                     tv_weight=tv_weight, statistic=statistic, guided=masks is not None)
+                     tv_weight=tv_weight, statistic=statistic, guided=masks is not None,
+                     tv_map=None if tv_map is None else tv_map.to(device_of(vgg)))
     settings = {"task": task, **extra, **options.summary(), "size": list(hw)}
     if scale != 1.0:
         settings["style_scale"] = scale
@@ -455,6 +457,8 @@ def transfer(
     style_weights: Sequence[float] | None = None,
     masks: Sequence[Tensor] | None = None,
     scale_split: str | None = None,
+    content_colors: str = "photo",
+    flat_smoothing: float = 0.0,
     **options: Any,
 ) -> Result:
     """Render ``content_image`` in the style of ``style_image`` (eq. 7, Fig. 2).
@@ -491,6 +495,13 @@ def transfer(
             covering it: painting r is matched where its mask is (guided Grams, ``control``).
         scale_split: scale control with two paintings ``[fine, coarse]``: the style layers up to
             this one (e.g. ``"relu3_1"``) take the first painting's Grams, the deeper ones the second's.
+        content_colors: ``"photo"`` (the paper: P^l of eq. 1 is the photo's), or ``"painting"``: P^l
+            is the photo's after its colours are mapped to the painting's mean and covariance
+            (``color.match_colors``, the 2017 colour transfer the other way round). The style term
+            then no longer has to fight the content term over the colour of flat regions (Fig. 3).
+        flat_smoothing: ``k``: the smoothing term counts ``1 + k`` times where the photo is flat
+            (``losses.flat_regions``: the sky), against the lattice of specks that content-heavy
+            transfers leave there (``figures``, Fig. 3); 0: the same smoothing everywhere.
         **options: see ``Options``. ``init`` defaults to ``balance.default_init``: the
             paper's white noise from 256 px up, the photo below (too small for noise).
             Coarse-to-fine passes: ``runs.coarse_to_fine``.
@@ -508,6 +519,12 @@ def transfer(
     if style_weights is not None and not several and masks is None:
         raise ValueError("style_weights needs a list of paintings: transfer(photo, [painting_a, painting_b], "
                          "style_weights=[0.7, 0.3])")
+    if content_colors not in ("photo", "painting"):
+        raise ValueError(f"Unknown content_colors {content_colors!r}; use 'photo' (the paper) or 'painting'")
+    if content_colors == "painting" and (several or preserve_color is not None):
+        raise ValueError("content_colors='painting' recolours the photo to one painting's colours: give one "
+                         "painting and no preserve_color (which keeps the photo's colours instead)")
+    check_weights([flat_smoothing], "flat_smoothing")
     size = max(content_image.shape[-2:])
     o = Options.from_kwargs({"init": default_init(size), **options})
     if check_mode(preserve_color) == "histogram":
@@ -520,14 +537,21 @@ def transfer(
         beta = default_beta(size, alpha, o.init)
     if tv_weight is None:
         tv_weight = o.default_tv_weight()
+    if flat_smoothing and not tv_weight:
+        raise ValueError("flat_smoothing multiplies the smoothing term where the photo is flat; it needs "
+                         "tv_weight > 0 (tv_weight=None gives the network's default)")
+    tv_map = 1 + flat_smoothing * flat_regions(photo) if flat_smoothing else None
+    if content_colors == "painting":
+        content_image = match_colors(content_image, styles[0]).clamp(0, 1)
     result = _run(content_image, styles if several else styles[0], [content_layer], list(style_layers), alpha, beta,
                   layer_weights, content_image.shape, o, "transfer",
                   {"alpha": alpha, "beta": beta, "content_layer": content_layer, "tv_weight": tv_weight,
                    "style_layers": list(style_layers), "layer_weights": layer_weights,
                    "style_statistic": style_statistic, "preserve_color": preserve_color,
                    "style_weights": None if style_weights is None else list(style_weights),
-                   "masks": masks is not None, "scale_split": scale_split},
-                  tv_weight, style_statistic, style_weights, masks, scale_split)
+                   "masks": masks is not None, "scale_split": scale_split,
+                   "content_colors": content_colors, "flat_smoothing": flat_smoothing},
+                  tv_weight, style_statistic, style_weights, masks, scale_split, tv_map)
     if preserve_color == "luminance":
         result.image = with_chroma_of(result.image, photo)
     return result

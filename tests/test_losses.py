@@ -249,3 +249,41 @@ def test_total_variation_gradient_is_the_graph_laplacian():
                        for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)))
     torch.testing.assert_close(x.grad, expected)
     assert torch.autograd.gradcheck(lambda t: total_variation(t, "none"), (x.detach().requires_grad_(),))
+
+
+def test_weighted_total_variation_counts_each_pixels_differences_by_its_weight():
+    from nst_helpers.losses import total_variation
+
+    h, w, a = 5, 7, 0.1
+    ramp = (a * torch.arange(w, dtype=torch.float64)).expand(1, 3, h, w)  # steps of a along x only
+    ones = torch.ones(1, 1, h, w, dtype=torch.float64)
+    assert float(total_variation(ramp, weight=ones)) == pytest.approx(float(total_variation(ramp)))
+    left = ones.clone()
+    left[..., 3:] = 0  # only the pixels of columns 0-2 count: their 3 right-hand steps per row
+    assert float(total_variation(ramp, weight=left)) == pytest.approx(3 * h * 3 * a**2)
+    assert float(total_variation(ramp, weight=3 * ones)) == pytest.approx(3 * 3 * h * (w - 1) * a**2)
+    # Against a loop over the pixels, with a random weight per pixel, and autograd's gradient.
+    x = torch.rand(2, 3, 4, 5, dtype=torch.float64)
+    wt = torch.rand(2, 1, 4, 5, dtype=torch.float64)
+    loop = [sum(float(wt[b, 0, i, j]) * (float((x[b, :, i + 1, j] - x[b, :, i, j]).pow(2).sum()) if i + 1 < 4 else 0.0)
+                + float(wt[b, 0, i, j]) * (float((x[b, :, i, j + 1] - x[b, :, i, j]).pow(2).sum()) if j + 1 < 5 else 0.0)
+                for i in range(4) for j in range(5)) for b in range(2)]
+    torch.testing.assert_close(total_variation(x, "none", wt), torch.tensor(loop, dtype=torch.float64))
+    assert torch.autograd.gradcheck(lambda t: total_variation(t, "none", wt), (x.clone().requires_grad_(),))
+
+
+def test_flat_regions_marks_the_pixels_far_from_any_edge():
+    from nst_helpers.losses import flat_regions
+
+    h, w = 12, 20
+    flat = torch.full((1, 3, h, w), 0.4)
+    assert torch.equal(flat_regions(flat), torch.ones(1, 1, h, w))
+    step = flat.clone()
+    step[..., 10:] = 0.9  # an edge between columns 9 and 10
+    mask = flat_regions(step, reach=5)[0, 0]
+    # The difference at column 9 (to column 10) exceeds the threshold; a 5 x 5 window reaches 2 px: columns 7-11.
+    assert mask[:, :7].eq(1).all() and mask[:, 7:12].eq(0).all() and mask[:, 12:].eq(1).all()
+    gentle = (0.01 * torch.arange(w, dtype=torch.float32)).expand(1, 3, h, w)  # 0.03 per px over R, G, B
+    assert flat_regions(gentle).eq(1).all() and flat_regions(gentle, threshold=0.02).eq(0).all()
+    with pytest.raises(ValueError, match="odd"):
+        flat_regions(flat, reach=4)

@@ -328,3 +328,44 @@ def test_another_statistic_is_weighed_in_the_grams_units(smooth_image, quick):
 def test_an_unknown_style_statistic_is_refused(smooth_image, quick):
     with pytest.raises(ValueError, match="unknown style statistic 'gatys'; choose one of"):
         synthesize_texture(smooth_image, steps=1, style_statistic="gatys", **quick)
+
+
+def test_content_colors_painting_matches_the_photo_recoloured_to_the_painting(pair, quick):
+    from nst_helpers.color import match_colors
+
+    photo, painting = pair
+    recoloured = match_colors(photo, painting).clamp(0, 1)
+    kw = dict(alpha=1.0, beta=0.0, steps=1, tv_weight=0.0, **quick)
+    # The content term's target P^l is the recoloured photo's: zero there, not at the photo itself.
+    at_target = transfer(photo, painting, content_colors="painting", init=recoloured, **kw)
+    at_photo = transfer(photo, painting, content_colors="painting", init=photo, **kw)
+    paper = transfer(photo, painting, init=photo, **kw)
+    assert at_target.history["content"][0] == 0 and paper.history["content"][0] == 0
+    assert at_photo.history["content"][0] > 0 and at_photo.settings["content_colors"] == "painting"
+
+
+def test_flat_smoothing_multiplies_the_smoothing_where_the_photo_is_flat(pair, quick):
+    photo, painting = pair
+    flat_photo = torch.full_like(photo, 0.5)  # flat everywhere: the weight is 1 + k on every pixel
+    start = torch.rand_like(photo)
+    kw = dict(alpha=1.0, beta=1.0, steps=1, tv_weight=0.1, init=start, **quick)
+    plain = transfer(flat_photo, painting, **kw)
+    more = transfer(flat_photo, painting, flat_smoothing=4.0, **kw)
+    assert more.history["tv"][0] == pytest.approx(5 * plain.history["tv"][0], rel=1e-5)
+    assert more.history["content"][0] == plain.history["content"][0]
+    edgy = transfer(photo, painting, flat_smoothing=4.0, **kw)  # smooth_image has no flat region at reach 9
+    assert edgy.history["tv"][0] == pytest.approx(transfer(photo, painting, **kw).history["tv"][0], rel=1e-5)
+
+
+def test_content_colors_and_flat_smoothing_refuse_what_they_cannot_do(pair, quick):
+    photo, painting = pair
+    with pytest.raises(ValueError, match="Unknown content_colors 'grey'"):
+        transfer(photo, painting, content_colors="grey", **quick)
+    with pytest.raises(ValueError, match="give one painting"):
+        transfer(photo, [painting, painting], content_colors="painting", **quick)
+    with pytest.raises(ValueError, match="no preserve_color"):
+        transfer(photo, painting, content_colors="painting", preserve_color="luminance", **quick)
+    with pytest.raises(ValueError, match="needs tv_weight > 0"):
+        transfer(photo, painting, flat_smoothing=3.0, tv_weight=0.0, **quick)
+    with pytest.raises(ValueError, match="flat_smoothing must be finite and non-negative"):
+        transfer(photo, painting, flat_smoothing=-1.0, **quick)
