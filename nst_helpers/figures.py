@@ -32,12 +32,14 @@ Size: even on a CPU the figures are 256 px. This network weighs the low style la
 (relu1_1, relu2_1) far more than the raw one, and in flat regions they leave specks
 the size of their receptive fields (3-4 px): a coarse dot pattern at 144 px, a sparse
 fine speckle at 256 px (``benchmarks/PAPER_RATIO.md``, second part). Fig. 3's two
-content-heavy columns keep a lattice of specks in the sky at every budget, smoothing,
+content-heavy columns kept a lattice of specks in the sky at every budget, smoothing,
 size (512 px included), low-layer weight, stride jitter, box constraint and normalisation
 floor tried (third and fourth parts). They are eq. 7's compromise: the style term repaints
 the sky in the painting's colours, and the specks bring relu4_2's responses there back to
 the photo's; blurring them away raises the content term 1.8x and the style term 4 %
-(fifth part). The caption says so.
+(fifth part). So Fig. 3 departs from eq. 7 in two ways, ``FIG3_OPTIONS`` (sixth part): the
+content target is the photo in the painting's colours (``transfer(content_colors="painting")``),
+and the smoothing counts 31x where the photo is flat (``flat_smoothing=30``). The caption says so.
 """
 
 from __future__ import annotations

@@ -157,6 +157,22 @@ def test_preserve_color_reaches_the_engine(tmp_path, monkeypatch):
         main(["transfer", str(content), str(style), "-o", str(out), "--preserve-color", "yes"])
 
 
+def test_content_colors_and_flat_smoothing_reach_the_engine(tmp_path, monkeypatch):
+    import nst_helpers.optimize as optimize
+
+    seen = []
+    real = optimize.transfer
+    monkeypatch.setattr(optimize, "transfer", lambda c, s, **kw: seen.append(kw) or real(c, s, **kw))
+    content, style = _images(tmp_path)
+    out = tmp_path / "fig3.png"
+    assert main(["transfer", str(content), str(style), "-o", str(out), "--size", "32", "--steps", "2",
+                 "--device", "cpu", "--content-colors", "painting", "--flat-smoothing", "30"]) == 0
+    assert seen[-1]["content_colors"] == "painting" and seen[-1]["flat_smoothing"] == 30.0 and out.exists()
+    assert main(["transfer", str(content), str(style), "-o", str(out), "--size", "32", "--steps", "2",
+                 "--device", "cpu"]) == 0
+    assert seen[-1]["content_colors"] == "photo" and seen[-1]["flat_smoothing"] == 0.0  # the paper's loss
+
+
 def test_several_styles_are_blended_with_their_weights(tmp_path, monkeypatch):
     import nst_helpers.optimize as optimize
 

@@ -148,6 +148,17 @@ def test_make_figures_writes_png_caption_and_stats(data_dir, tmp_path, monkeypat
     assert saved["fig2"]["settings"]["size"] == 48
 
 
+def test_fig3_runs_with_its_departures_and_records_them(data_dir, tmp_path, monkeypatch):
+    """Fig. 3's panels get FIG3_OPTIONS (the recoloured content target, the flat-region smoothing)."""
+    seen = []
+    real = figures.ratio_grid
+    monkeypatch.setattr(figures, "ratio_grid", lambda *a, **kw: seen.append(kw) or real(*a, **kw))
+    stats = figures.make_figures(tmp_path, only=["fig3"], size=48, steps=1, progress=False)
+    assert len(seen) == 5 and all(kw["content_colors"] == "painting" and kw["flat_smoothing"] == 30 for kw in seen)
+    assert stats["fig3"]["options"] == figures.FIG3_OPTIONS
+    assert "content_colors='painting'" in (tmp_path / "fig3.txt").read_text()
+
+
 def test_cli_figures_arguments(tmp_path):
     from nst_helpers.cli import build_parser
 
