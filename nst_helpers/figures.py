@@ -81,7 +81,8 @@ def _is_monotone(values: Sequence[float], increasing: bool) -> bool:
 
 PRESETS: dict[str, Preset] = {
     "gpu": Preset(size=512, steps=500, name="gpu"),  # about the paper's scale (its figures are ~512 px wide)
-    # 256 px, not less: see "Size" in the module docstring. All five figures in 44 min on 2 CPU cores (2026-12-01).
+    # 256 px, not less: see "Size" in the module docstring. All five figures in about 52 min on 2 CPU cores
+    # (2026-12-01: Fig. 3 29 min with FIG3_OPTIONS, the other four 23 min).
     "cpu": Preset(size=256, steps=150, name="cpu"),
     "smoke": Preset(size=64, steps=10, name="smoke"),  # seconds; for tests, checks nothing about quality
 }
