@@ -13,6 +13,17 @@ from nst_helpers import load_image, save_image
 from nst_helpers.cli import main
 
 
+@pytest.fixture
+def transfer_calls(monkeypatch):
+    """Every call the command makes to ``optimize.transfer``, as (style, keyword arguments); the run still happens."""
+    import nst_helpers.optimize as optimize
+
+    calls = []
+    real = optimize.transfer
+    monkeypatch.setattr(optimize, "transfer", lambda c, s, **kw: calls.append((s, kw)) or real(c, s, **kw))
+    return calls
+
+
 def _images(tmp_path):
     g = torch.Generator().manual_seed(0)
     content = save_image(torch.rand(1, 3, 24, 32, generator=g), tmp_path / "content.png")
@@ -77,21 +88,17 @@ def test_tv_weight_option_reaches_the_engine(tmp_path, capsys):
     assert "+ tv 0\n" not in capsys.readouterr().out  # the default adds it
 
 
-def test_small_images_start_from_the_photo_unless_told(tmp_path, capsys, monkeypatch):
+def test_small_images_start_from_the_photo_unless_told(tmp_path, capsys, transfer_calls):
     """Below 256 px white noise leaves the photo unreadable: the command starts from it, and says so."""
-    import nst_helpers.optimize as optimize
-
-    seen = []
-    real = optimize.transfer
-    monkeypatch.setattr(optimize, "transfer", lambda c, s, **kw: seen.append(kw) or real(c, s, **kw))
     content, style = _images(tmp_path)
     args = ["transfer", str(content), str(style), "-o", str(tmp_path / "x.png"), "--size", "32", "--steps", "2",
             "--weights", "random", "--device", "cpu"]
     assert main(args) == 0
-    assert seen[-1]["init"] == "content" and seen[-1]["beta"] is None  # beta: balance.default_beta for that start
+    kwargs = transfer_calls[-1][1]
+    assert kwargs["init"] == "content" and kwargs["beta"] is None  # beta: balance.default_beta for that start
     assert "starting from the photo" in capsys.readouterr().err
     assert main([*args, "--init", "noise"]) == 0  # the paper's start, when asked
-    assert seen[-1]["init"] == "noise" and "starting from the photo" not in capsys.readouterr().err
+    assert transfer_calls[-1][1]["init"] == "noise" and "starting from the photo" not in capsys.readouterr().err
 
 
 def _cli(*args: str, cwd) -> subprocess.CompletedProcess:
@@ -141,49 +148,36 @@ def test_a_result_that_cannot_be_saved_at_the_end_is_kept(tmp_path, capsys, monk
     assert Image.open(kept).size == (32, 24)
 
 
-def test_preserve_color_reaches_the_engine(tmp_path, monkeypatch):
+def test_preserve_color_reaches_the_engine(tmp_path, transfer_calls):
     """--preserve-color luminance keeps the photo's chroma (Gatys et al. 2017); the flag reaches transfer."""
-    import nst_helpers.optimize as optimize
-
-    seen = []
-    real = optimize.transfer
-    monkeypatch.setattr(optimize, "transfer", lambda c, s, **kw: seen.append(kw) or real(c, s, **kw))
     content, style = _images(tmp_path)
     out = tmp_path / "kept.png"
     assert main(["transfer", str(content), str(style), "-o", str(out), "--size", "32", "--steps", "2",
                  "--device", "cpu", "--preserve-color", "luminance"]) == 0
-    assert seen[-1]["preserve_color"] == "luminance" and out.exists()
+    assert transfer_calls[-1][1]["preserve_color"] == "luminance" and out.exists()
     with pytest.raises(SystemExit):
         main(["transfer", str(content), str(style), "-o", str(out), "--preserve-color", "yes"])
 
 
-def test_content_colors_and_flat_smoothing_reach_the_engine(tmp_path, monkeypatch):
-    import nst_helpers.optimize as optimize
-
-    seen = []
-    real = optimize.transfer
-    monkeypatch.setattr(optimize, "transfer", lambda c, s, **kw: seen.append(kw) or real(c, s, **kw))
+def test_content_colors_and_flat_smoothing_reach_the_engine(tmp_path, transfer_calls):
     content, style = _images(tmp_path)
     out = tmp_path / "fig3.png"
     assert main(["transfer", str(content), str(style), "-o", str(out), "--size", "32", "--steps", "2",
                  "--device", "cpu", "--content-colors", "painting", "--flat-smoothing", "30"]) == 0
-    assert seen[-1]["content_colors"] == "painting" and seen[-1]["flat_smoothing"] == 30.0 and out.exists()
+    kwargs = transfer_calls[-1][1]
+    assert kwargs["content_colors"] == "painting" and kwargs["flat_smoothing"] == 30.0 and out.exists()
     assert main(["transfer", str(content), str(style), "-o", str(out), "--size", "32", "--steps", "2",
                  "--device", "cpu"]) == 0
-    assert seen[-1]["content_colors"] == "photo" and seen[-1]["flat_smoothing"] == 0.0  # the paper's loss
+    kwargs = transfer_calls[-1][1]
+    assert kwargs["content_colors"] == "photo" and kwargs["flat_smoothing"] == 0.0  # the paper's loss
 
 
-def test_several_styles_are_blended_with_their_weights(tmp_path, monkeypatch):
-    import nst_helpers.optimize as optimize
-
-    seen = []
-    real = optimize.transfer
-    monkeypatch.setattr(optimize, "transfer", lambda c, s, **kw: seen.append((s, kw)) or real(c, s, **kw))
+def test_several_styles_are_blended_with_their_weights(tmp_path, transfer_calls):
     content, style = _images(tmp_path)
     out = tmp_path / "blend.png"
     assert main(["transfer", str(content), str(style), str(content), "-o", str(out), "--size", "32", "--steps", "2",
                  "--device", "cpu", "--style-weights", "0.7,0.3"]) == 0
-    styles, kwargs = seen[-1]
+    styles, kwargs = transfer_calls[-1]
     assert len(styles) == 2 and kwargs["style_weights"] == [0.7, 0.3] and out.exists()
     assert main(["transfer", str(content), str(style), str(content), "-o", str(out), "--size", "32",
                  "--style-weights", "1"]) == 2  # one weight for two paintings: a clear error, exit code 2
