@@ -311,13 +311,12 @@ def main() -> None:
         if run["psize"] not in paintings:
             paintings[run["psize"]] = load_image(args.painting, round(args.size * run["psize"]))
         painting = paintings[run["psize"]]
+        target = match_colors(photo, painting).clamp(0, 1) if run["cmap"] else photo  # the content target
         started = time.perf_counter()
         if run["fourier"] is None and run["box"] == "none" and not any(run[k] for k in OWN_LOOP):
             start = "content" if run["start"] == "photo" else start_image(run["start"], photo, run["std"])
-            target = match_colors(photo, painting).clamp(0, 1) if run["cmap"] else photo
             image, parts = pixel_run(target, painting, vgg, alpha, run, layers, start, run["steps"])
         else:
-            target = match_colors(photo, painting).clamp(0, 1) if run["cmap"] else photo
             image, parts = fourier_run(target, painting, vgg, alpha, {**run, "flat_of": photo}, layers)
             if run["n2"]:  # a second stage: n2 evaluations at gamma g2 from the first stage's image
                 image, parts = fourier_run(photo, painting, vgg, alpha, {**run, "fourier": run["g2"],
