@@ -7,6 +7,7 @@ they fail: CI must exercise them.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 from pathlib import Path
@@ -109,6 +110,39 @@ def chromium():
 
 #: The paper's images a smoke run of the notebooks (and their solutions) reads.
 SMOKE_IMAGES = ("tubingen", "starry_night", "shipwreck", "the_scream", "composition_vii")
+
+
+def book_extension(name: str):
+    """A module of ``book/_ext`` (the book's Sphinx extensions), imported by path."""
+    path = Path(__file__).resolve().parents[1] / "book" / "_ext" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"book_ext_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+#: Seconds a notebook cell may run at the smoke preset (its cells take seconds): a cell that reaches it is a stall.
+SMOKE_CELL_TIMEOUT = 120
+
+
+def run_notebook(nb, cwd: Path, name: str, cell_timeout: float = SMOKE_CELL_TIMEOUT) -> None:
+    """Execute ``nb`` top to bottom in a fresh kernel, in ``cwd``; fails the test on an error, and on a cell that
+    runs ``cell_timeout`` seconds, naming the notebook and the cell (the book's rule, ``book/_ext/cell_time_limit.py``)."""
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellTimeoutError
+
+    class Client(NotebookClient):
+        async_execute_cell = book_extension("cell_time_limit").timed(NotebookClient.async_execute_cell)
+
+    client = Client(nb, timeout=cell_timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}})
+    running = {}
+    client.on_cell_execute = lambda cell, cell_index: running.update(cell=cell, index=cell_index)
+    try:
+        client.execute()  # raises CellExecutionError, with the cell and traceback, on any error
+    except CellTimeoutError as err:
+        first_line = running["cell"].source.strip().splitlines()[0]
+        pytest.fail(f"{name}, cell {running['index']} ({first_line!r}) ran {cell_timeout:g} s, its limit: {err}",
+                    pytrace=False)
 
 
 @pytest.fixture

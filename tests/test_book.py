@@ -20,6 +20,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -32,18 +33,35 @@ NOTEBOOKS = sorted(path.stem for path in (ROOT / "notebooks").glob("[0-9][0-9]_*
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/svg+xml")
 
 
-def _build_smoke_book(out: Path, data_dir: Path) -> Path:
+def _book_config(out: Path, **execute) -> Path:
+    """The project's book config written to ``out``, its cache there too, with ``execute`` settings changed."""
     yaml = pytest.importorskip("yaml")
     config = yaml.safe_load((ROOT / "book" / "_config.yml").read_text())
-    config["execute"]["cache"] = str(out / "jupyter_cache")
+    config["execute"].update(cache=str(out / "jupyter_cache"), **execute)
     extensions = config["sphinx"]["local_extensions"]
     for name, folder in extensions.items():  # relative to the config file, which moves
         extensions[name] = str(ROOT / "book" / folder)
     (out / "_config.yml").write_text(yaml.safe_dump(config))
+    return out / "_config.yml"
+
+
+def _jupyter_book() -> str:
+    try:
+        import jupyter_book  # noqa: F401
+    except ImportError:
+        message = "Jupyter Book is not installed: `pip install -e '.[book]'` (make book installs it)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message + " (CI must not skip this)")
+        pytest.skip(message)
+    return str(Path(sys.executable).parent / "jupyter-book")
+
+
+def _build_smoke_book(out: Path, data_dir: Path) -> Path:
+    _book_config(out)
     env = {**os.environ, "NST_SMOKE": "1", "NST_PROGRESS": "0", "NST_DATA_DIR": str(data_dir),
            "NST_CACHE_DIR": str(out / "nst-cache")}
     env.pop("MPLBACKEND", None)  # as `make book`: Agg would drop inline figures
-    command = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(ROOT), "--config",
+    command = [_jupyter_book(), "build", str(ROOT), "--config",
                str(out / "_config.yml"), "--toc", str(ROOT / "book" / "_toc.yml"), "--path-output", str(out)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
@@ -58,14 +76,29 @@ def book(tmp_path_factory, data_dir) -> Path:
         html = Path(given).resolve()
         assert (html / "index.html").exists(), f"NST_BOOK_HTML={given} holds no built book: run `make book` first"
         return html
-    try:
-        import jupyter_book  # noqa: F401
-    except ImportError:
-        message = "Jupyter Book is not installed: `pip install -e '.[book]'` (make book installs it)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message + " (CI must not skip this)")
-        pytest.skip(message)
+    _jupyter_book()
     return _build_smoke_book(tmp_path_factory.mktemp("book"), data_dir)
+
+
+def test_a_hanging_cell_fails_the_book_build_and_names_the_notebook_and_the_cell(tmp_path):
+    """`make book`'s config with its per-cell timeout cut to 5 s, on a one-page book whose second cell hangs."""
+    import nbformat
+
+    source = tmp_path / "source"
+    source.mkdir()
+    cells = [nbformat.v4.new_markdown_cell("# A page that hangs"), nbformat.v4.new_code_cell("x = 1"),
+             nbformat.v4.new_code_cell("import time\ntime.sleep(3600)  # a stall")]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), source / "hang.ipynb")
+    (source / "_toc.yml").write_text("format: jb-book\nroot: hang\n")
+    config = _book_config(tmp_path, timeout=5)
+    command = [_jupyter_book(), "build", str(source), "--config", str(config), "--toc", str(source / "_toc.yml"),
+               "--path-output", str(tmp_path)]
+    started = time.monotonic()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    printed = done.stdout + done.stderr
+    assert done.returncode != 0, "the build passed over a hanging cell:\n" + printed[-3000:]
+    assert time.monotonic() - started < 300, "the build waited on the hanging cell"
+    assert "hang.ipynb" in printed and "time.sleep(3600)" in printed and "timed out" in printed, printed[-3000:]
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):

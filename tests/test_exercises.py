@@ -12,6 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import torch
+from conftest import run_notebook
 
 from nst_helpers import exercises as ex
 from nst_helpers import load_vgg19
@@ -211,11 +212,9 @@ def test_every_lesson_has_a_self_check_cell_and_a_solution_for_each_exercise(les
 @pytest.mark.slow
 @pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.name)
 def test_solutions_run_and_every_check_passes(lesson, smoke_environment):
-    from nbclient import NotebookClient
-
     path = SOLUTIONS / lesson.name
     nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(SOLUTIONS)}}).execute()
+    run_notebook(nb, SOLUTIONS, f"solutions/{lesson.name}")
     printed = "".join(o.get("text", "") for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs)
     assert "✗" not in printed and "not answered yet" not in printed, f"solutions/{lesson.name}: a check did not pass"
     assert printed.count("✓") >= exercises_of(lesson) - _open_questions(nb), f"solutions/{lesson.name}: checks missing"

@@ -7,11 +7,14 @@ Jupyter kernel, with ``notebooks/`` as the working directory, and fails on any e
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import book_extension, run_notebook
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
@@ -87,13 +90,42 @@ def test_notebook_links_point_to_notebooks_that_exist(path):
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
 def test_notebook_runs_at_the_smoke_preset(path, smoke_environment):
-    from nbclient import NotebookClient
-
     nb = read(path)
-    client = NotebookClient(nb, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
-    client.execute()  # raises CellExecutionError, with the cell and traceback, on any error
+    run_notebook(nb, NOTEBOOK_DIR, path.name)
     outputs = [output for cell in nb.cells if cell.cell_type == "code" for output in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"], f"{path.name}: a cell raised an error"
     if any("show_images" in cell.source or "plt." in cell.source for cell in nb.cells if cell.cell_type == "code"):
         assert any("image/png" in o.get("data", {}) for o in outputs), f"{path.name}: draws no figure"
+
+
+@pytest.mark.slow
+def test_a_hanging_cell_fails_the_run_and_names_the_notebook_and_the_cell(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1"),
+                                         nbformat.v4.new_code_cell("import time\ntime.sleep(3600)  # a stall")])
+    started = time.monotonic()
+    with pytest.raises(pytest.fail.Exception) as failure:
+        run_notebook(nb, tmp_path, "hang.ipynb", cell_timeout=5)
+    assert time.monotonic() - started < 60, "the run waited on the hanging cell"
+    assert "hang.ipynb, cell 1 ('import time') ran 5 s, its limit" in str(failure.value), str(failure.value)
+
+
+def test_a_cell_whose_reply_is_read_only_when_the_wait_times_out_fails_too():
+    """nbclient passes such a cell after a stall as long as its timeout; the book's wrapper fails it."""
+    from nbclient.exceptions import CellTimeoutError
+
+    timed = book_extension("cell_time_limit").timed
+    cell = nbformat.v4.new_code_cell("blend()")
+
+    async def reply_after(client, cell, cell_index, seconds):
+        await asyncio.sleep(seconds)
+        return cell
+
+    class Client:
+        timeout = 0.3
+
+    with pytest.raises(CellTimeoutError, match="Cell 18 took 0 s, the whole per-cell limit") as failure:
+        asyncio.run(timed(reply_after)(Client(), cell, 18, seconds=0.35))
+    assert "blend()" in str(failure.value)  # the cell's source is shown
+    assert asyncio.run(timed(reply_after)(Client(), cell, 18, seconds=0.01)) is cell  # in time: no error
+    wrapped = timed(reply_after)
+    assert timed(wrapped) is wrapped  # the book's setup may run twice: wrapped once
