@@ -12,7 +12,7 @@ $(PY):
 
 # Re-install only when the package metadata changes.
 $(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[lab,dev]"
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (nst-notebooks)" >/dev/null
 	touch $(STAMP)
 
@@ -40,7 +40,7 @@ figures: $(STAMP)
 BOOK_STAMP := $(VENV)/.book
 BOOK_ARGS ?=
 $(BOOK_STAMP): pyproject.toml | $(STAMP)
-	$(PY) -m pip install -q -e ".[dev,book]"
+	$(PY) -m pip install -q -e ".[lab,dev,book]"
 	touch $(BOOK_STAMP)
 
 book: $(BOOK_STAMP)

