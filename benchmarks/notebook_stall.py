@@ -4,9 +4,9 @@ A *stall* is a cell that runs past ``--limit`` seconds. When one happens the scr
 processes (the kernel with ``py-spy dump`` where py-spy is installed, the client with ``sys._current_frames``),
 then lets the run go on until nbclient's own ``--timeout`` ends it, and records whether it recovered.
 
-    python benchmarks/notebook_stall.py --runs 10                         # 07's set-up and slider cells, CPU preset
+    python benchmarks/notebook_stall.py --runs 10                         # 07's set-up, blend and slider cells, CPU preset
     python benchmarks/notebook_stall.py --runs 5 --cells all              # the whole of 07
-    python benchmarks/notebook_stall.py --runs 40 --cells 1,2,3,18 --smoke  # many quick runs
+    python benchmarks/notebook_stall.py --runs 40 --cells 1,2,3,16,18 --smoke  # many quick runs
     python benchmarks/notebook_stall.py --runs 1 --cells all --times --notebook notebooks/04_style_transfer.ipynb
 
 It prints one line per run and a summary; the stack dumps go to ``--dumps`` (default
@@ -106,7 +106,7 @@ def one_run(nb_path: Path, cells: list[int] | None, limit: float, timeout: int, 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--notebook", default=str(ROOT / "notebooks" / "07_controls.ipynb"))
-    parser.add_argument("--cells", default="1,2,3,18", help="cell indices, or 'all'")
+    parser.add_argument("--cells", default="1,2,3,16,18", help="cell indices, or 'all' (18, the slider, uses 16's blends)")
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--smoke", action="store_true", help="NST_SMOKE=1 (tiny images, a few steps)")
     parser.add_argument("--limit", type=float, default=120, help="seconds after which a cell counts as stalled")

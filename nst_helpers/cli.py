@@ -147,9 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError, OSError, RuntimeError, TypeError, MemoryError) as err:
+    except (ValueError, OSError, MemoryError, ImportError) as err:  # bad input or a missing resource: one line
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return 2  # anything else is a bug and shows its traceback
 
 
 if __name__ == "__main__":  # pragma: no cover

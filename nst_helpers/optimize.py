@@ -69,6 +69,9 @@ __all__ = [
 ]
 
 
+#: What running out of device memory raises: ``torch.OutOfMemoryError`` from torch 2.5, the CUDA one before.
+_OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+
 #: The parts of the loss recorded in ``Result.history`` besides the total.
 _PARTS = ("content", "style", "tv")
 
@@ -98,6 +101,8 @@ class Options:
     def __post_init__(self) -> None:
         if self.steps < 1:
             raise ValueError(f"steps must be at least 1, got {self.steps}")
+        if self.lr is not None and not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr}; None gives the optimiser's default")
         if self.optimizer not in ("lbfgs", "adam"):
             raise ValueError(f"Unknown optimizer {self.optimizer!r}; use 'lbfgs' or 'adam'")
         if self.precision not in ("auto", "fp32", "bf16"):
@@ -248,11 +253,11 @@ def optimize_image(
         # Tolerances 0: we stop on the evaluation budget; the normalised loss keeps the
         # line search well-scaled. History 100 as in common Gatys implementations.
         optimizer: torch.optim.Optimizer = torch.optim.LBFGS(
-            [x], lr=options.lr or 1.0, max_iter=options.steps, max_eval=options.steps + 25,
+            [x], lr=1.0 if options.lr is None else options.lr, max_iter=options.steps, max_eval=options.steps + 25,
             tolerance_grad=0.0, tolerance_change=0.0, history_size=100, line_search_fn="strong_wolfe",
         )
     else:
-        optimizer = torch.optim.Adam([x], lr=options.lr or 0.02)
+        optimizer = torch.optim.Adam([x], lr=0.02 if options.lr is None else options.lr)
     bar = progress_bar(options.steps, description, options.progress, leave=False)
 
     def check(total: Tensor, parts: dict[str, Tensor], report: bool) -> None:
@@ -305,9 +310,9 @@ def optimize_image(
         stopped = stop.reason
     except KeyboardInterrupt:
         stopped = "interrupted"
-    except torch.OutOfMemoryError as err:
+    except _OUT_OF_MEMORY as err:
         if state["evals"] == 0:
-            raise RuntimeError(
+            raise MemoryError(
                 f"Out of memory on {x.device} for a {x.shape[-1]}x{x.shape[-2]} image ({err}). "
                 "Use a smaller size (e.g. size=256), fewer style layers, or device='cpu'."
             ) from err
@@ -437,6 +442,8 @@ def synthesize_texture(
     """
     o = Options.from_kwargs(options)
     style_image = as_batch(style_image, "style_image")
+    if isinstance(layers, str) or not list(layers):
+        raise ValueError(f"layers must be a list of style layers, e.g. {list(STYLE_LAYERS)}; got {layers!r}")
     shape = (1, 3, *(size or style_image.shape[-2:]))
     return _run(None, style_image, [], list(layers), 0.0, 1.0, layer_weights, shape, o,
                 "synthesize_texture", {"layers": list(layers), "layer_weights": layer_weights,

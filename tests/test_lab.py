@@ -127,3 +127,8 @@ def test_a_failure_while_starting_a_run_does_not_refuse_every_later_run(data_dir
     runner.start(LabSettings(size=32, steps=2, optimizer="adam"))  # not "A run is already going"
     assert runner.wait(60) and view.done.wait(5)
     assert len(runner.history) == 1
+
+
+def test_a_weight_per_style_layer_or_a_clear_error():
+    with pytest.raises(LabError, match="2 layer weights for 3 style layers"):
+        LabSettings(style_layers=("relu1_1", "relu2_1", "relu3_1"), layer_weights=(1.0, 1.0)).check()

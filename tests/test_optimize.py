@@ -147,7 +147,7 @@ def test_out_of_memory_suggests_a_smaller_size(smooth_image):
     def objective(x):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    with pytest.raises(RuntimeError, match="Use a smaller size"):
+    with pytest.raises(MemoryError, match="Use a smaller size"):
         optimize_image(objective, smooth_image, Options(steps=3, progress=False))
 
 
@@ -369,3 +369,15 @@ def test_content_colors_and_flat_smoothing_refuse_what_they_cannot_do(pair, quic
         transfer(photo, painting, flat_smoothing=3.0, tv_weight=0.0, **quick)
     with pytest.raises(ValueError, match="flat_smoothing must be finite and non-negative"):
         transfer(photo, painting, flat_smoothing=-1.0, **quick)
+
+
+def test_settings_that_cannot_work_are_refused_at_the_call(smooth_image, pair):
+    """lr=0 is not 'the default'; a texture needs layers; layer_weights must weigh every style layer."""
+    with pytest.raises(ValueError, match="lr must be positive"):
+        Options(lr=0)
+    with pytest.raises(ValueError, match="layers must be a list of style layers"):
+        synthesize_texture(smooth_image, layers=[], steps=1, weights="random", device="cpu", progress=False)
+    photo, painting = pair
+    with pytest.raises(ValueError, match=r"no weight for \['relu2_1'\]"):
+        transfer(photo, painting, style_layers=["relu1_1", "relu2_1"], layer_weights={"relu1_1": 1.0}, steps=1,
+                 weights="random", device="cpu", progress=False)
