@@ -125,10 +125,11 @@ def time_step(vgg, size: int, precision: str, channels_last: bool, device: torch
               reps: int) -> tuple[float, float, int]:
     """Best and median seconds of one engine evaluation (objective + backward), and peak CUDA bytes."""
     from nst_helpers.objective import content_targets, objective, style_targets
-    from nst_helpers.speed import keep_cpu_memory, prepare_network
+    from nst_helpers.speed import prepare_network, run_settings
 
     content, style = pair(size)
-    cl = prepare_network(vgg, channels_last, owned=True)  # this benchmark's own network: switched to the layout timed
+    vgg.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)  # the layout timed
+    cl = prepare_network(vgg, channels_last)
     loss = objective(vgg, content_targets(vgg, content, ["relu4_2"]),
                      style_targets(vgg, style, STYLE_LAYERS, tuple(content.shape[-2:]), precision),
                      1.0, BETA, None, precision, cl)
@@ -136,7 +137,7 @@ def time_step(vgg, size: int, precision: str, channels_last: bool, device: torch
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     times = []
-    with keep_cpu_memory(device.type == "cpu"):  # as the engine's runs do
+    with run_settings(device):  # as the engine's runs do
         for i in range(reps + 2):  # two warm-ups: allocator, cuDNN autotuning, oneDNN kernels
             sync(device)
             start = time.perf_counter()

@@ -150,6 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError, MemoryError, ImportError) as err:  # bad input or a missing resource: one line
         print(f"error: {err}", file=sys.stderr)
         return 2  # anything else is a bug and shows its traceback
+    except KeyboardInterrupt:  # a single transfer keeps its best image and saves it; this ends `figures`
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

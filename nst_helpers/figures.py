@@ -45,6 +45,8 @@ and the smoothing counts 31x where the photo is flat (``flat_smoothing=30``). Th
 from __future__ import annotations
 
 import json
+import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -441,9 +443,6 @@ def make_figures(
         The statistics written to ``stats.json`` (existing entries for figures
         not made this time are kept).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     unknown = [name for name in only if name not in _MAKERS]
@@ -461,7 +460,14 @@ def make_figures(
     stats: dict[str, Any] = json.loads(stats_path.read_text()) if stats_path.exists() else {}
     bar = progress_bar(sum(_RUNS[name] for name in only), "figures (runs)", progress, unit="run")
     options = {"steps": steps, "extractor": vgg, "optimizer": optimizer, "seed": seed, "progress": progress}
-    ctx = _Context(size=size, steps=steps, vgg=vgg, options=options, init=init, tick=bar.update)
+    interrupted = _interrupts()
+
+    def tick(runs: int) -> None:
+        bar.update(runs)
+        if interrupted.seen:  # the engine ended that run at Ctrl-C and kept its picture; end the figures too
+            raise KeyboardInterrupt
+
+    ctx = _Context(size=size, steps=steps, vgg=vgg, options=options, init=init, tick=tick)
     try:
         for name in only:
             bar.set_postfix_str(name)
@@ -478,13 +484,40 @@ def make_figures(
             stats_path.write_text(json.dumps(stats, indent=1, default=float) + "\n")
     finally:
         bar.close()
+        interrupted.restore()
     return stats
+
+
+class _interrupts:
+    """Notes Ctrl-C while the figures run (main thread only), then raises as Python does.
+
+    The engine catches the ``KeyboardInterrupt`` to return its best image; ``make_figures`` checks
+    ``seen`` after each run so that Ctrl-C ends all 37 runs, not one. ``restore`` puts back the
+    previous SIGINT handler (the only process-wide change, for the duration of ``make_figures``).
+    """
+
+    def __init__(self) -> None:
+        self.seen = False
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._note)
+
+    def _note(self, signum: int, frame: Any) -> None:
+        self.seen = True
+        signal.default_int_handler(signum, frame)
+
+    def restore(self) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
 
 
 # ------------------------------------------------------------------ command line
 
 
 def _cli(args: Any) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")  # this process only writes files
     only = [name.strip() for name in args.only.split(",") if name.strip()]
     if args.weights != "caffe":
         raise ValueError("The figures use the paper's normalised Caffe VGG-19; leave --weights at caffe")

@@ -54,7 +54,7 @@ from .objective import (
     statistic_scale,
     style_targets,
 )
-from .speed import cached_network, device_of, keep_cpu_memory, prepare_network
+from .speed import cached_network, device_of, prepare_network, run_settings
 from .style_statistics import check_statistic
 
 __all__ = [
@@ -85,13 +85,13 @@ class Options:
     optimizer: str = "lbfgs"  # the paper: L-BFGS (2016, Sec. 2.3); or "adam"
     lr: float | None = None  # None: 1.0 for L-BFGS (line search picks the step), 0.02 for Adam (pixels in [0, 1])
     init: str | Tensor = "noise"  # the paper starts from white noise (Fig. 1, 2); or "content", "style", a tensor
-    seed: int = 0  # white-noise seed: same seed, same picture
+    seed: int = 0  # white-noise seed: same seed, same picture (on CUDA to rounding: speed.run_settings)
     noise_std: float = NOISE_STD  # white noise N(0.5, std^2); louder noise leaves grain deep layers ignore (notebook 01)
     pooling: str = "avg"  # the paper: average pooling for synthesis (2015, Methods)
     weights: str = "caffe"  # the paper's network: the original Caffe VGG-19
     normalize: bool = False  # the paper's rescaled network (mean activation one per filter)
     device: str | torch.device | None = None  # None: CUDA, else MPS, else CPU
-    precision: str = "auto"  # "fp32", "bf16" (autocast features, fp32 losses), "auto": bf16 on CUDA
+    precision: str = "auto"  # "fp32", "bf16" (autocast features, fp32 losses), "auto": bf16 where native (speed)
     callback: Callable[[Progress], bool | None] | None = None  # called every `every` evals; True stops
     every: int = 10  # how often the callback runs and the progress bar shows losses
     progress: bool = True  # tqdm bar
@@ -300,7 +300,7 @@ def optimize_image(
 
     stopped = "done"
     try:
-        with keep_cpu_memory(x.device.type == "cpu"):
+        with run_settings(x.device):
             while state["evals"] < options.steps:
                 before = state["evals"]
                 optimizer.step(closure)
@@ -379,7 +379,7 @@ def _run(content: Tensor | None, style: Tensor | Sequence[Tensor] | None, conten
                content_layer=content_layers[0] if content_layers else None, style_layers=style_layers)
     start = time.perf_counter()
     vgg = options.network()
-    channels_last = prepare_network(vgg, options.channels_last, owned=options.extractor is None)  # speed only
+    channels_last = prepare_network(vgg, options.channels_last)  # speed only
     p = content_targets(vgg, content, content_layers, options.precision) if content is not None and content_layers else {}
     a = all_style_targets(vgg, style, style_layers, hw, options.precision, statistic, style_weights, masks, scale_split)
     several = style is not None and not isinstance(style, Tensor)

@@ -1,19 +1,21 @@
 """How the engine runs fast: nothing here changes what is computed, only how quickly.
 
-The engine (``optimize``) calls this module in one place. What it does, and what is global:
+The engine (``optimize``) calls this module in one place. What it does:
 
-* ``autocast``: bf16 features on CUDA (``precision="auto"``), fp32 elsewhere; the losses
-  are always computed in fp32 (``objective``).
-* ``prepare_network``: cuDNN autotuning on CUDA (a process-wide switch,
-  ``torch.backends.cudnn.benchmark``), and the memory layout. ``load_vgg19`` already
-  gives NHWC (channels_last) weights on CUDA and CPU; asked for another layout
-  (``channels_last=``), the engine switches a network it cached in place, while **a
-  network you pass in (``extractor=``) is never changed**: only its input images are.
+* ``autocast``: bf16 features where the device computes bf16 natively (``precision="auto"``:
+  CUDA devices of compute capability 8.0 and up), fp32 elsewhere; the losses are always
+  computed in fp32 (``objective``).
+* ``prepare_network``: the memory layout. ``load_vgg19`` already gives NHWC (channels_last)
+  weights on CUDA and CPU; asked for another layout (``channels_last=``), the engine feeds
+  the images in that layout and **never changes a network**, its own cached ones included
+  (the lab's thread may be using one).
 * ``cached_network``: the VGG-19s the tasks load, kept (four at most) and shared by every
   run in the process, so a notebook loads its network once.
-* ``keep_cpu_memory``: glibc's allocator settings during a CPU run. **Process-wide**: in a
-  Jupyter kernel it affects everything else running in that kernel, and after a run the
-  thresholds stay where a torch process ends up anyway (see its docstring).
+* ``run_settings``: the process-wide settings a run changes, **the only ones the package
+  changes** (``figures.make_figures`` adds a SIGINT handler while it runs), each restored
+  when the run ends: on CUDA cuDNN's autotuning (``torch.backends.cudnn.benchmark``), on a
+  CPU glibc's allocator thresholds (after the run they stay where a torch process ends up
+  anyway: see its docstring). In a Jupyter kernel they affect whatever else runs meanwhile.
 
 Measured effects are in ``benchmarks/RESULTS.md``.
 """
@@ -32,7 +34,7 @@ import torch
 
 from .features import VGG19Features, load_vgg19
 
-__all__ = ["autocast", "cached_network", "device_of", "keep_cpu_memory", "prepare_network"]
+__all__ = ["autocast", "cached_network", "device_of", "native_bf16", "prepare_network", "run_settings"]
 
 
 def device_of(module: torch.nn.Module) -> torch.device:
@@ -40,9 +42,17 @@ def device_of(module: torch.nn.Module) -> torch.device:
     return next(module.buffers()).device
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 in hardware: CUDA from compute capability 8.0 (Ampere) up.
+
+    ``torch.cuda.is_bf16_supported()`` also counts emulation, which is slower than fp32 (Colab's T4: 7.5).
+    """
+    return device.type == "cuda" and torch.cuda.get_device_capability(device) >= (8, 0)
+
+
 def autocast(device: torch.device, precision: str):
-    """A context computing the network in bf16 where asked (``"bf16"``, or ``"auto"`` on CUDA), else fp32."""
-    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    """A context computing the network in bf16 where asked (``"bf16"``, or ``"auto"`` where native), else fp32."""
+    use_bf16 = precision == "bf16" or (precision == "auto" and native_bf16(device))
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16)
 
 
@@ -52,27 +62,16 @@ def cached_network(weights: str, pooling: str, device: str, normalize: bool) -> 
     return load_vgg19(weights=weights, pooling=pooling, device=device, normalize=normalize)
 
 
-def prepare_network(vgg: VGG19Features, channels_last: bool | None, owned: bool) -> bool:
-    """Switch on the device's fast paths for a run; return whether to feed ``vgg`` NHWC images.
-
-    On CUDA, cuDNN autotuning (the image size is fixed for a whole run, so the search
-    pays for itself within a few steps). The layout is the network's own
-    (``load_vgg19`` picks the fast one for its device) unless ``channels_last`` says
-    otherwise: then a network the engine ``owned`` (cached) is switched to it in place,
-    and a caller's network is left as it is and only its input images change layout.
-    The features agree to rounding either way (``tests/test_speed.py``).
-    """
-    if device_of(vgg).type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    nhwc = vgg.conv("conv1_2").weight.is_contiguous(memory_format=torch.channels_last)
+def prepare_network(vgg: VGG19Features, channels_last: bool | None) -> bool:
+    """Whether to feed ``vgg`` NHWC images: the network's own layout (``load_vgg19`` picks the fast one for its
+    device) unless ``channels_last`` says otherwise. The network is never changed; the features agree to
+    rounding either way (``tests/test_speed.py``)."""
     if channels_last is None:
-        return nhwc
-    if owned and channels_last != nhwc:
-        vgg.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        return vgg.conv("conv1_2").weight.is_contiguous(memory_format=torch.channels_last)
     return channels_last
 
 
-# glibc's mallopt parameters (malloc.h), and what keep_cpu_memory sets during and after a run.
+# glibc's mallopt parameters (malloc.h), and what run_settings sets during and after a CPU run.
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4
 _DURING_RUN = ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1))
 _AFTER_RUN = ((_M_MMAP_MAX, 65536), (_M_MMAP_THRESHOLD, 32 * 2**20), (_M_TRIM_THRESHOLD, 64 * 2**20))
@@ -92,6 +91,29 @@ def _glibc() -> Any:
     except OSError:
         return None
     return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+
+
+@contextlib.contextmanager
+def run_settings(device: torch.device):
+    """The process-wide settings of a run on ``device``, restored after it.
+
+    On CUDA: cuDNN autotuning (the image size is fixed for a whole run, so the search pays for
+    itself within a few steps); the previous value comes back at the end. The autotuner may pick
+    different kernels in two runs, so on CUDA the same seed gives the same picture only to
+    rounding; on a CPU it gives the same picture.
+
+    On a CPU: ``keep_cpu_memory``.
+    """
+    if device.type != "cuda":
+        with keep_cpu_memory(device.type == "cpu"):
+            yield
+        return
+    previous = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = previous
 
 
 @contextlib.contextmanager

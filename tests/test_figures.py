@@ -9,6 +9,7 @@ on two CPU cores; the same statistics at full size are in ``figures/stats.json``
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import torch
@@ -167,3 +168,30 @@ def test_cli_figures_arguments(tmp_path):
     assert args.only == "fig1,fig3"
     with pytest.raises(ValueError, match="Unknown figure"):
         figures.make_figures(tmp_path, only=["fig9"])
+
+
+def test_ctrl_c_ends_all_the_figures_not_one_run(tmp_path, monkeypatch):
+    """The engine turns Ctrl-C into 'keep the best image'; make_figures must still stop its loop of runs."""
+    import os
+    import signal
+
+    made = []
+
+    def interrupted_run(ctx):
+        made.append("first")
+        try:  # a run, as the engine does it: Ctrl-C ends the optimisation, the best image comes back
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(100):
+                time.sleep(0.01)
+        except KeyboardInterrupt:
+            pass
+        ctx.tick(1)
+        raise AssertionError("the figures went on after Ctrl-C")
+
+    monkeypatch.setattr(figures, "figure_network", lambda device=None, pooling="avg": None)
+    monkeypatch.setitem(figures._MAKERS, "fig1", interrupted_run)
+    monkeypatch.setitem(figures._MAKERS, "fig2", lambda ctx: made.append("second"))
+    handler = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        figures.make_figures(tmp_path, only=["fig1", "fig2"], size=32, steps=1, progress=False)
+    assert made == ["first"] and signal.getsignal(signal.SIGINT) is handler  # the handler is put back

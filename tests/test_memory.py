@@ -48,3 +48,21 @@ def test_the_estimate_is_within_its_tolerance_of_measured_peaks(data_dir):
               " px | " in line and line.count("|") == 6 and "x" in line.split("|")[2]]
     assert len(ratios) == 3, done.stdout
     assert all(LOW <= r <= HIGH for r in ratios), done.stdout
+
+
+def test_pytorchs_own_cache_counts_as_free_on_cuda(monkeypatch):
+    """A second run in a kernel reuses what the first left reserved: mem_get_info alone would refuse it."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (1 * 2**30, 80 * 2**30))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 6 * 2**30)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 1 * 2**30)
+    assert memory.available("cuda") == 6 * 2**30  # 1 GiB free + 5 GiB cached and unused
+
+
+def test_the_refusal_can_be_turned_off(monkeypatch):
+    monkeypatch.setattr(memory, "available", lambda device="cpu": 2**30)
+    with pytest.raises(MemoryError, match="NST_MEMORY_CHECK=0 runs it anyway"):
+        memory.check_fits(3000, 4000)
+    monkeypatch.setenv("NST_MEMORY_CHECK", "0")
+    assert memory.check_fits(3000, 4000).total > 2**30  # the estimate still comes back

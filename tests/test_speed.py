@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from nst_helpers import speed, transfer
-from nst_helpers.speed import keep_cpu_memory, prepare_network
+from nst_helpers.speed import keep_cpu_memory, native_bf16, prepare_network, run_settings
 
 
 @pytest.fixture(scope="module")
@@ -49,15 +49,44 @@ def test_bf16_autocast_loss_is_close_to_fp32(caffe_vgg, pair):
     assert bf16.history["total"][0] == pytest.approx(fp32.history["total"][0], rel=0.02)
 
 
-def test_prepare_network_switches_only_its_own_network(vgg):
-    """The engine's cached network follows ``channels_last``; a caller's network is never changed."""
-    assert prepare_network(vgg, True, owned=True) is True
-    assert vgg.conv("conv2_1").weight.is_contiguous(memory_format=torch.channels_last)
-    assert prepare_network(vgg, False, owned=True) is False
-    assert vgg.conv("conv2_1").weight.is_contiguous()
-    assert prepare_network(vgg, None, owned=True) is False  # no wish: the network's own layout
-    assert prepare_network(vgg, True, owned=False) is True  # NHWC images for the caller's network...
-    assert vgg.conv("conv2_1").weight.is_contiguous()  # ...whose weights stay as they were
+def test_prepare_network_never_changes_a_network(vgg):
+    """``channels_last`` decides the images' layout; no network is switched in place (the lab's thread may use it)."""
+    nhwc = vgg.conv("conv2_1").weight.is_contiguous(memory_format=torch.channels_last)
+    assert prepare_network(vgg, None) is nhwc  # no wish: the network's own layout
+    assert prepare_network(vgg, not nhwc) is (not nhwc)  # the images follow the wish...
+    assert vgg.conv("conv2_1").weight.is_contiguous(memory_format=torch.channels_last) is nhwc  # ...the weights stay
+
+
+def test_the_cached_network_is_never_switched_in_place(pair):
+    from nst_helpers.speed import cached_network
+
+    shared = cached_network("random", "avg", "cpu", False)
+    before = shared.conv("conv1_2").weight.is_contiguous(memory_format=torch.channels_last)
+    transfer(*pair, steps=2, optimizer="adam", weights="random", device="cpu", channels_last=not before,
+             progress=False)
+    assert shared.conv("conv1_2").weight.is_contiguous(memory_format=torch.channels_last) is before
+
+
+def test_bf16_only_where_the_device_has_it_natively(monkeypatch):
+    """precision="auto": bf16 on Ampere and later; fp32 on a T4 (7.5), where bf16 is emulated; never on a CPU."""
+    from nst_helpers.speed import autocast
+
+    for capability, native in (((7, 5), False), ((8, 0), True), ((9, 0), True)):
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None, c=capability: c)
+        assert native_bf16(torch.device("cuda")) is native
+    assert not native_bf16(torch.device("cpu"))
+    assert not autocast(torch.device("cpu"), "auto")._enabled  # fp32 on a CPU unless asked
+    assert autocast(torch.device("cpu"), "bf16")._enabled  # an explicit precision wins
+
+
+def test_cudnn_autotuning_lasts_only_as_long_as_the_run(monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    with run_settings(torch.device("cuda")):
+        assert torch.backends.cudnn.benchmark
+    assert torch.backends.cudnn.benchmark is False  # put back: no process-wide switch left behind
+    with pytest.raises(KeyError), run_settings(torch.device("cuda")):
+        raise KeyError("an error inside the run")
+    assert torch.backends.cudnn.benchmark is False
 
 
 def test_load_vgg19_picks_the_fast_layout_and_a_run_leaves_a_callers_network_alone(pair):
