@@ -44,13 +44,19 @@ paintings, against the rule alone, x10, from noise, and coarse-to-fine
 notebook 04 call them. The paper starts from noise; its Fig. 6 (2016) shows
 the start matters little once converged.
 
+**Every network.** The ratios above were chosen on the raw Caffe VGG-19. Another
+network (the paper's normalised one, torchvision's, a file) gives the two terms
+other scales: the normalised network's content term is about 1e-5 of the raw
+one's and its style term about 1e-9. ``objective.term_scales`` measures both on
+the network itself, at white noise with the run's images, against the raw
+network, and ``default_beta`` carries the balance over (beta times c/s).
+
 The total-variation term (``losses.total_variation``, not in the paper) has
 its own balance, against the content term: its weight is per unit of alpha,
 ``alpha (L_content + tv_weight L_tv) + beta L_style``. L_tv sums over pixels
-as L_content sums over positions, so one weight holds at every size; but the
-content term scales with the square of the network's responses, so the
-normalised network needs a weight smaller by the ratio of the two networks'
-content losses (``NORMALISED_TV_WEIGHT``).
+as L_content sums over positions, so one weight holds at every size; for
+another network it is scaled by the content term's measured scale
+(``default_tv_weight``). ``make figures`` fixes its own (``NORMALISED_TV_WEIGHT``).
 """
 
 from __future__ import annotations
@@ -101,18 +107,10 @@ _CONTENT_SCALE = 6.2e4
 NORMALISED_TV_WEIGHT = DEFAULT_TV_WEIGHT / _CONTENT_SCALE
 
 
-def default_tv_weight(normalize: bool = False, preprocessing: str = "caffe") -> float:
-    """The default ``tv_weight`` of ``transfer`` for a network.
-
-    Measured for the Caffe VGG-19 only, raw and normalised. Other weights
-    (torchvision's, random ones) see the image on another scale (normalised
-    RGB, not 0-255 BGR), so their content term is thousands of times smaller
-    and this weight would blur everything: they get 0, the paper's loss,
-    until measured; pass ``tv_weight`` yourself there.
-    """
-    if preprocessing != "caffe":
-        return 0.0
-    return NORMALISED_TV_WEIGHT if normalize else DEFAULT_TV_WEIGHT
+def default_tv_weight(content_scale: float = 1.0) -> float:
+    """The default ``tv_weight`` of ``transfer`` for a network whose content term is ``content_scale`` times the
+    raw Caffe VGG-19's (``objective.term_scales``): the weight is per unit of alpha, against the content term."""
+    return DEFAULT_TV_WEIGHT * content_scale
 
 
 def ratio_at(ratio: float, size: float, reference_size: float = REFERENCE_SIZE) -> float:
@@ -164,9 +162,13 @@ def default_ratio(size: float, init: object = None) -> float:
     return quick_ratio(size) if size < QUICK_BELOW and init == QUICK_START else balanced_ratio(size)
 
 
-def default_beta(size: float, alpha: float = 1.0, init: object = None) -> float:
-    """The style weight that, with ``alpha``, gives ``default_ratio(size, init)``: ``transfer``'s default beta."""
-    return alpha / default_ratio(size, init)
+def default_beta(size: float, alpha: float = 1.0, init: object = None,
+                 term_scales: tuple[float, float] = (1.0, 1.0)) -> float:
+    """``transfer``'s default beta: with ``alpha``, the balance of ``default_ratio(size, init)`` on the raw Caffe
+    VGG-19, carried to a network whose content and style terms are ``term_scales`` times the raw network's
+    (``objective.term_scales``): beta times ``c / s``."""
+    content_scale, style_scale = term_scales
+    return alpha / default_ratio(size, init) * content_scale / style_scale
 
 
 def paper_ratio(ratio: float, size: float) -> float:

@@ -149,6 +149,7 @@ class VGG19Features(nn.Module):
         self.preprocessing = preprocessing
         self.pooling = pooling
         self.normalized = False  # True for the paper's rescaled network (load_vgg19(normalize=True))
+        self.weights = "random"  # which weights load_vgg19 put in: "caffe", "torchvision", "random" or a file
         order, scale, mean, std = _PREPROCESSING[preprocessing]
         self.channel_order = list(order)
         self.register_buffer("scale", torch.tensor(scale))
@@ -413,6 +414,7 @@ def load_vgg19(
         raise ValueError(f"Weights are missing {len(missing)} tensors, e.g. {missing[0]}")
     model.load_state_dict({**model.state_dict(), **state})
     model.normalized = normalize
+    model.weights = str(weights)  # which weights: "caffe", "torchvision", "random" or a file
     device = pick_device(device)
     model = model.to(device)
     if channels_last if channels_last is not None else device.type in ("cuda", "cpu"):

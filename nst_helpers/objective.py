@@ -35,11 +35,12 @@ from .losses import (
     total_loss,
     total_variation,
 )
-from .speed import autocast, device_of
+from .speed import autocast, cached_network, device_of
 from .style_statistics import check_statistic, statistic_loss, style_statistic
 
 __all__ = ["NOISE_STD", "all_style_targets", "blended_style_targets", "check_weighting", "content_targets", "guided_style_targets",
-           "initial_image", "objective", "split_style_targets", "statistic_scale", "style_targets", "white_noise"]
+           "initial_image", "objective", "split_style_targets", "statistic_scale", "style_targets", "term_scales",
+           "white_noise"]
 
 #: The white-noise start's standard deviation. The paper does not give its strength; uniform
 #: noise in [0, 1] (std 0.29) leaves pixel grain the deep layers never remove (notebook 01).
@@ -271,6 +272,33 @@ def statistic_scale(vgg: VGG19Features, image: Tensor, grams: Mapping[str, Tenso
     if not other > 0:
         raise ValueError(f"the start image already matches the painting's {statistic!r} statistics: start elsewhere")
     return gram_part / other
+
+
+def term_scales(vgg: VGG19Features, content: Tensor, style: Tensor, content_layer: str, style_layers: Sequence[str],
+                layer_weights: Mapping[str, float] | None = None, seed: int = 0) -> tuple[float, float]:
+    """How large ``vgg``'s content and style terms are against the reference network's: ``(c, s)``.
+
+    The reference is the raw Caffe VGG-19 (``load_vgg19("caffe")``), for which ``balance``'s ratios and the
+    smoothing weight were chosen. ``c`` is eq. 1 for ``vgg`` over eq. 1 for the reference, ``s`` the same for
+    eq. 5, both at the same white-noise image with these images' targets. With ``vgg`` the same alpha/beta
+    balance needs beta times ``c / s``, and the smoothing weight (per unit of alpha) times ``c``: every network
+    the package loads (the paper's normalised one, torchvision's, a file) is measured, none is looked up.
+    The raw Caffe network is the reference itself: ``(1.0, 1.0)``, nothing is run.
+    """
+    if vgg.weights == "caffe" and not vgg.normalized:
+        return 1.0, 1.0
+    reference = cached_network("caffe", vgg.pooling, str(device_of(vgg)), False)
+    noise = white_noise(content.shape, seed=seed)
+
+    def terms(net: VGG19Features) -> tuple[float, float]:
+        targets = style_targets(net, style, style_layers, tuple(content.shape[-2:]))
+        loss = objective(net, content_targets(net, content, [content_layer]), targets, 1.0, 1.0, layer_weights)
+        with torch.no_grad():
+            _, parts = loss(noise.to(device_of(net)))
+        return float(parts["content"]), float(parts["style"])
+
+    (c, s), (c_ref, s_ref) = terms(vgg), terms(reference)
+    return c / c_ref if c_ref else 1.0, s / s_ref if s_ref else 1.0  # a term that is absent keeps its weight
 
 
 def check_weighting(alpha: float, beta: float, style_layers: Sequence[str],

@@ -53,6 +53,7 @@ from .objective import (
     objective,
     statistic_scale,
     style_targets,
+    term_scales,
 )
 from .speed import cached_network, device_of, prepare_network, run_settings
 from .style_statistics import check_statistic
@@ -128,11 +129,6 @@ class Options:
     def run_device(self) -> torch.device:
         """Where runs with these options compute: the given network's device, else ``pick_device(device)``."""
         return pick_device(self.device) if self.extractor is None else device_of(self.extractor)
-
-    def default_tv_weight(self) -> float:
-        """The smoothing weight measured for the network these options use (``balance.default_tv_weight``)."""
-        vgg = self.network()  # cached: the run itself gets the same object
-        return default_tv_weight(vgg.normalized, vgg.preprocessing)
 
     def summary(self) -> dict[str, Any]:
         """The settings as plain values, for ``Result.settings``."""
@@ -478,7 +474,8 @@ def transfer(
         content_image: the photo, (1, 3, H, W) in [0, 1].
         style_image: the painting, (1, 3, H', W') in [0, 1], or a list of paintings to blend.
         alpha, beta: weights of content and style (eq. 7); only alpha/beta matters.
-            ``beta=None``: balanced for the result's size and start, ``balance.default_beta``.
+            ``beta=None``: balanced for the result's size, start and network, ``balance.default_beta``
+            with the network's ``objective.term_scales``.
         content_layer: the paper's "conv4_2" is our ``relu4_2`` (rectified).
         style_layers: the paper's "conv1_1 .. conv5_1" are ``relu1_1 .. relu5_1``.
         layer_weights: ``{layer: w_l}``; default ``1/len(style_layers)``.
@@ -487,7 +484,7 @@ def transfer(
             as in eq. 7, scaling alpha and beta together changes nothing, and
             the weight holds at every size (L_tv and L_content both sum over
             positions). ``0`` gives the paper's eq. 7; ``None``: the default for
-            the network (raw or normalised), ``balance.default_tv_weight``.
+            the network, ``balance.default_tv_weight`` (measured as for beta).
         style_statistic: ``"gram"`` (eq. 4) or another statistic of ``style_statistics``.
             Another statistic's term is scaled to equal the Gram's at the start image
             (``objective.statistic_scale``, recorded as ``settings["style_scale"]``), so the
@@ -540,10 +537,12 @@ def transfer(
         content_image, styles = luminance(photo), [match_luminance(image, photo) for image in styles]
         if isinstance(o.init, Tensor):
             o = replace(o, init=luminance(as_batch(o.init, "init")))
-    if beta is None:
-        beta = default_beta(size, alpha, o.init)
-    if tv_weight is None:
-        tv_weight = o.default_tv_weight()
+    check_weighting(alpha, 0.0 if beta is None else beta, list(style_layers), layer_weights)  # before any work
+    if beta is None or tv_weight is None:  # the defaults were chosen for the raw Caffe VGG-19: carried to this one
+        scales = term_scales(o.network(), content_image, styles[0], content_layer, list(style_layers), layer_weights,
+                             o.seed)
+        beta = default_beta(size, alpha, o.init, scales) if beta is None else beta
+        tv_weight = default_tv_weight(scales[0]) if tv_weight is None else tv_weight
     if flat_smoothing and not tv_weight:
         raise ValueError("flat_smoothing multiplies the smoothing term where the photo is flat; it needs "
                          "tv_weight > 0 (tv_weight=None gives the network's default)")

@@ -17,11 +17,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .balance import default_beta, default_init
+from .balance import default_beta, default_init, default_tv_weight
 from .features import STYLE_LAYERS
 from .images import as_batch, resize
 from .memory import check_fits
-from .objective import check_weighting, content_targets, initial_image, objective, style_targets
+from .objective import check_weighting, content_targets, initial_image, objective, style_targets, term_scales
 from .optimize import Options, Result, optimize_image, reconstruct_content, synthesize_texture, transfer
 from .speed import device_of, prepare_network
 
@@ -121,11 +121,16 @@ def coarse_to_fine(
     content_image = as_batch(content_image, "content_image")
     style_image = as_batch(style_image, "style_image")
     first_init = kwargs.pop("init", default_init(scales[-1]))
-    if beta is None:
-        beta = default_beta(scales[-1], alpha, first_init)
     start = time.perf_counter()
     long_edge = max(content_image.shape[-2:])
     final_hw = _scale_shape(content_image, scales[-1] / long_edge)
+    if beta is None:  # as transfer's, for the final size and this network
+        network = Options(**{k: kwargs[k] for k in ("device", "extractor", "weights", "pooling", "normalize")
+                             if k in kwargs}).network()
+        beta = default_beta(scales[-1], alpha, first_init,
+                            term_scales(network, resize(content_image, final_hw), style_image,
+                                        kwargs.get("content_layer", "relu4_2"), kwargs.get("style_layers", STYLE_LAYERS),
+                                        kwargs.get("layer_weights")))
     where = Options(**{k: kwargs[k] for k in ("device", "extractor") if k in kwargs})  # the last pass must fit:
     check_fits(*final_hw, device=where.run_device(), optimizer=kwargs.get("optimizer", "lbfgs"),  # know it first
                content_layer=kwargs.get("content_layer", "relu4_2"), style_layers=kwargs.get("style_layers", STYLE_LAYERS))
@@ -202,8 +207,10 @@ def transfer_batch(
     """
     size = max(content_image.shape[-2:])
     o = Options.from_kwargs({"init": default_init(size), **options})  # as ``transfer``: the start by size
-    if tv_weight is None:
-        tv_weight = o.default_tv_weight()
+    if tv_weight is None:  # as transfer's: carried to the network by its measured content scale
+        tv_weight = default_tv_weight(term_scales(o.network(), as_batch(content_image, "content_image"),
+                                                  as_batch(style_image, "style_image"), content_layer, STYLE_LAYERS,
+                                                  seed=o.seed)[0])
     runs = [dict(run) for run in runs]
     for run in runs:
         unknown = sorted(set(run) - set(_BATCH_KEYS))

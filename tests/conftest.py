@@ -1,4 +1,9 @@
-"""Shared fixtures. Tests never reach the network.
+"""Shared fixtures. Tests never reach the network, and run on the CPU.
+
+On a CUDA host the GPUs are hidden from the tests and every kernel or command they start
+(``CUDA_VISIBLE_DEVICES=""``), so that their figures are the CPU's everywhere; the CUDA paths
+are tested by their rules (``tests/test_speed.py``, ``tests/test_memory.py``) and timed by
+``make bench``. ``NST_TEST_GPU=1`` leaves the GPUs visible.
 
 The paper's images come from $NST_DATA_DIR (.ci/run points it at ../shared/images).
 Where it is missing, tests that need them skip, except under CI (CI=true), where
@@ -12,8 +17,11 @@ import os
 import shutil
 from pathlib import Path
 
-import pytest
-import torch
+if os.environ.get("NST_TEST_GPU") != "1":
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""  # before torch looks for a GPU
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 

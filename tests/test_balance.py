@@ -60,7 +60,10 @@ def test_the_rule_is_written_once():
     assert rule.search((ROOT / "nst_helpers" / "balance.py").read_text())
 
 
-def test_smoothing_default_is_measured_for_caffe_only():
-    assert balance.default_tv_weight() == balance.DEFAULT_TV_WEIGHT
-    assert balance.default_tv_weight(normalize=True) == balance.NORMALISED_TV_WEIGHT
-    assert balance.default_tv_weight(preprocessing="torchvision") == 0.0  # not measured: the paper's loss
+def test_defaults_carry_to_another_network_by_its_term_scales():
+    assert balance.default_tv_weight() == balance.DEFAULT_TV_WEIGHT  # the raw network's
+    assert balance.default_tv_weight(1e-5) == pytest.approx(1e-5 * balance.DEFAULT_TV_WEIGHT)
+    raw = balance.default_beta(256, 1.0, "noise")
+    assert raw == 1.0 / balance.balanced_ratio(256)
+    # content 1e-5, style 1e-9 of the raw network's: beta x 1e4 keeps alpha L_content : beta L_style
+    assert balance.default_beta(256, 1.0, "noise", (1e-5, 1e-9)) == pytest.approx(1e4 * raw)

@@ -115,3 +115,23 @@ def test_several_paintings_need_the_gram_and_weights_need_several(smooth_image):
         transfer(smooth_image, [smooth_image, smooth_image], style_statistic="mean_std", steps=1, extractor=vgg)
     with pytest.raises(ValueError, match="needs a list of paintings"):
         transfer(smooth_image, smooth_image, style_weights=[1.0], steps=1, extractor=vgg)
+
+
+def test_term_scales_follow_the_network_as_its_responses_scale(caffe_vgg, pair):
+    """Scaling conv1_1's weights and every bias by k scales every response by k (ReLU and pooling are positively
+    homogeneous): eq. 1 by k^2 and eq. 5 by k^4. The raw Caffe network is the reference itself."""
+    import copy
+
+    from nst_helpers.features import CONV_LAYERS
+    from nst_helpers.objective import term_scales
+
+    photo, painting = pair
+    assert term_scales(caffe_vgg, photo, painting, "relu4_2", STYLE_LAYERS) == (1.0, 1.0)
+    scaled = copy.deepcopy(caffe_vgg)
+    scaled.weights = "a file"  # not the reference: measured
+    with torch.no_grad():
+        scaled.conv("conv1_1").weight.mul_(3.0)
+        for name in CONV_LAYERS:
+            scaled.conv(name).bias.mul_(3.0)
+    c, s = term_scales(scaled, photo, painting, "relu4_2", STYLE_LAYERS)
+    assert c == pytest.approx(9.0, rel=1e-3) and s == pytest.approx(81.0, rel=1e-3)

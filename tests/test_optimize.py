@@ -224,13 +224,6 @@ def test_tv_weight_is_per_unit_of_alpha(smooth_image, quick):
         transfer(smooth_image, style, tv_weight=-1.0, steps=1, **quick)
 
 
-def test_normalised_network_gets_its_own_smoothing_default():
-    from nst_helpers.balance import DEFAULT_TV_WEIGHT, NORMALISED_TV_WEIGHT, default_tv_weight
-
-    assert default_tv_weight() == DEFAULT_TV_WEIGHT
-    assert default_tv_weight(normalize=True) == NORMALISED_TV_WEIGHT < DEFAULT_TV_WEIGHT
-
-
 def test_a_normalised_extractor_gets_the_normalised_smoothing(smooth_image):
     from nst_helpers import load_vgg19
     from nst_helpers.balance import NORMALISED_TV_WEIGHT
@@ -238,7 +231,8 @@ def test_a_normalised_extractor_gets_the_normalised_smoothing(smooth_image):
     vgg = load_vgg19("caffe", pooling="avg", device="cpu", normalize=True)
     assert vgg.normalized
     result = transfer(smooth_image, smooth_image.flip(-1), steps=1, extractor=vgg, progress=False)
-    assert result.settings["tv_weight"] == NORMALISED_TV_WEIGHT
+    # measured on these images (objective.term_scales): the normalised content term is ~1e-5 of the raw one's
+    assert 0.1 * NORMALISED_TV_WEIGHT < result.settings["tv_weight"] < 10 * NORMALISED_TV_WEIGHT
 
 
 def test_progress_bar_is_off_with_nst_progress_0(monkeypatch):
@@ -381,3 +375,15 @@ def test_settings_that_cannot_work_are_refused_at_the_call(smooth_image, pair):
     with pytest.raises(ValueError, match=r"no weight for \['relu2_1'\]"):
         transfer(photo, painting, style_layers=["relu1_1", "relu2_1"], layer_weights={"relu1_1": 1.0}, steps=1,
                  weights="random", device="cpu", progress=False)
+
+
+@pytest.mark.parametrize("normalize", [False, True], ids=["raw", "normalised"])
+def test_the_default_balance_stylises_with_the_raw_and_the_paper_network(data_dir, normalize):
+    """The default alpha/beta follows the network: the paper's normalised one no longer returns the photo."""
+    from nst_helpers import load_image
+
+    photo, painting = load_image("tubingen", 64), load_image("starry_night", 64)
+    result = transfer(photo, painting, steps=40, normalize=normalize, device="cpu", progress=False)
+    style = result.history["style"]
+    assert style[result.best_step - 1] < 0.3 * style[0], "the style loss must fall well below its start"
+    assert (result.image - photo).abs().mean() > 0.05, "the picture must differ from the photo"

@@ -39,7 +39,9 @@ def test_batched_adam_equals_runs_one_by_one(vgg, pair):
 def test_batched_in_chunks_equals_one_batch(vgg, pair):
     content, style = pair
     runs = [{"alpha": a, "beta": 1.0} for a in (1e-3, 1e-2, 1e-1)]
-    kw = dict(steps=2, optimizer="adam", extractor=vgg, progress=False)
+    # tv_weight 0: Adam's first steps are +-lr wherever a gradient is ~0, so the smoothing term's rounding at
+    # another batch size moves a few pixels a whole step (the batched tv term is checked above, per run)
+    kw = dict(steps=2, optimizer="adam", extractor=vgg, progress=False, tv_weight=0.0)
     whole = transfer_batch(content, style, runs, **kw)
     chunks = transfer_batch(content, style, runs, batch_size=2, **kw)
     for w, c in zip(whole, chunks):
