@@ -64,7 +64,6 @@ def _transfer(args: argparse.Namespace) -> int:
         steps=args.steps, optimizer=args.optimizer, **({} if args.tv_weight is None else {"tv_weight": args.tv_weight}),
         init=init, pooling=args.pooling, weights=args.weights, normalize=args.normalize,
         device=args.device, seed=args.seed, precision=args.precision, preserve_color=args.preserve_color,
-        content_colors=args.content_colors, flat_smoothing=args.flat_smoothing,
         **({} if weights is None else {"style_weights": weights}),
     )
     result = coarse_to_fine(content, style, scales, **common) if scales else transfer(content, style, **common)
@@ -119,12 +118,6 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--preserve-color", choices=["luminance", "histogram"], default=None,
                    help="keep the photo's colours (Gatys et al. 2017): style on the luminance only, or the "
                         "painting's colours first matched to the photo's (default: the painting's colours)")
-    t.add_argument("--content-colors", choices=["photo", "painting"], default="photo",
-                   help="painting: the content target is the photo recoloured to the painting's colours, so flat "
-                        "skies need no specks (Fig. 3 of make figures; default photo, the paper)")
-    t.add_argument("--flat-smoothing", type=float, default=0.0,
-                   help="K: the smoothing counts 1+K times where the photo is flat (make figures' Fig. 3: 30; "
-                        "default 0)")
     t.add_argument("--content-layer", default="relu4_2", help="the paper's conv4_2 (rectified)")
     t.add_argument("--style-layers", default=",".join(STYLE_LAYERS), help="comma-separated layer names")
     t.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
