@@ -18,7 +18,13 @@ the ordinary transfer.
 grain), the high ones its coarse scale (larger strokes and forms; notebook 03).
 ``scale_targets`` takes the Gram targets of the style layers up to and including
 ``split`` from one painting and the deeper ones from another: the fine scale of
-the first with the coarse scale of the second (the 2017 paper's simplest recipe).
+the first with the coarse scale of the second, in one run.
+
+Note: the authors' code (leongatys/NeuralImageSynthesis, ``ScaleControl``) does
+it in two runs instead: the coarse painting, re-synthesised with the fine
+painting's Gram matrices at the low layers, becomes a new style image used at
+every layer. The split is one optimisation instead of two; its targets come from
+two pictures that no single image need match exactly.
 """
 
 from __future__ import annotations
