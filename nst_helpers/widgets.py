@@ -119,8 +119,9 @@ class StyleLab:
         self.ratio = w.FloatLogSlider(value=self._ratio, base=10, min=-6, max=0, step=0.1, description="α/β",
                                       readout_format=".1e", style=_LABEL, layout=w.Layout(width="460px"),
                                       continuous_update=False)
-        # The smoothing measured for this network (0 for torchvision's weights: not measured there).
-        tv = default_tv_weight(preprocessing="caffe" if self.weights == "caffe" else "torchvision")
+        # The raw Caffe network's smoothing (balance.default_tv_weight); off for other weights, whose measured
+        # default depends on the images (objective.term_scales): transfer(tv_weight=None) gives it outside the lab.
+        tv = default_tv_weight() if self.weights == "caffe" else 0.0
         self.tv_weight = w.FloatLogSlider(value=tv or DEFAULT_TV_WEIGHT, base=10, min=0, max=7, step=0.25,
                                           description="smoothness", readout_format=".1e", style=_LABEL,
                                           layout=w.Layout(width="400px"), continuous_update=False,
