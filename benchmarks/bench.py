@@ -129,7 +129,7 @@ def time_step(vgg, size: int, precision: str, channels_last: bool, device: torch
 
     content, style = pair(size)
     vgg.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)  # the layout timed
-    cl = prepare_network(vgg, channels_last)
+    cl = prepare_network(vgg)
     loss = objective(vgg, content_targets(vgg, content, ["relu4_2"]),
                      style_targets(vgg, style, STYLE_LAYERS, tuple(content.shape[-2:]), precision),
                      1.0, BETA, None, precision, cl)
@@ -155,8 +155,8 @@ def final_loss(vgg, size: int, steps: int, precision: str, channels_last: bool) 
     from nst_helpers import transfer
 
     content, style = pair(size)
-    result = transfer(content, style, beta=BETA, steps=steps, precision=precision, channels_last=channels_last,
-                      extractor=vgg, progress=False)
+    vgg.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)  # the engine follows it
+    result = transfer(content, style, beta=BETA, steps=steps, precision=precision, extractor=vgg, progress=False)
     return result.loss
 
 

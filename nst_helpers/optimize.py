@@ -97,7 +97,6 @@ class Options:
     every: int = 10  # how often the callback runs and the progress bar shows losses
     progress: bool = True  # tqdm bar
     extractor: VGG19Features | None = None  # a ready network; overrides weights/pooling/normalize/device
-    channels_last: bool | None = None  # NHWC layout for network and image; None: on CUDA and CPU (faster there, measured)
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -375,7 +374,7 @@ def _run(content: Tensor | None, style: Tensor | Sequence[Tensor] | None, conten
                content_layer=content_layers[0] if content_layers else None, style_layers=style_layers)
     start = time.perf_counter()
     vgg = options.network()
-    channels_last = prepare_network(vgg, options.channels_last)  # speed only
+    channels_last = prepare_network(vgg)  # speed only
     p = content_targets(vgg, content, content_layers, options.precision) if content is not None and content_layers else {}
     a = all_style_targets(vgg, style, style_layers, hw, options.precision, statistic, style_weights, masks, scale_split)
     several = style is not None and not isinstance(style, Tensor)

@@ -246,7 +246,7 @@ def _transfer_chunk(content: Tensor, style: Tensor, runs: list[dict[str, Any]], 
                content_layer=content_layer, style_layers=union)  # the whole batch, before any work
     vgg = options.network()
     device = device_of(vgg)
-    channels_last = prepare_network(vgg, options.channels_last)
+    channels_last = prepare_network(vgg)
     weights = {}
     for layer in union:  # (B,): w_l of each run (checked above), 0 where a run does not use the layer
         column = [

@@ -5,10 +5,10 @@ The engine (``optimize``) calls this module in one place. What it does:
 * ``autocast``: bf16 features where the device computes bf16 natively (``precision="auto"``:
   CUDA devices of compute capability 8.0 and up), fp32 elsewhere; the losses are always
   computed in fp32 (``objective``).
-* ``prepare_network``: the memory layout. ``load_vgg19`` already gives NHWC (channels_last)
-  weights on CUDA and CPU; asked for another layout (``channels_last=``), the engine feeds
-  the images in that layout and **never changes a network**, its own cached ones included
-  (the lab's thread may be using one).
+* ``prepare_network``: the memory layout. ``load_vgg19`` gives NHWC (channels_last) weights
+  on CUDA and CPU, where it measured faster (``load_vgg19(channels_last=False)`` for NCHW);
+  the engine feeds the images in the network's layout and **never changes a network**, its
+  own cached ones included (the lab's thread may be using one).
 * ``cached_network``: the VGG-19s the tasks load, kept (four at most) and shared by every
   run in the process, so a notebook loads its network once.
 * ``run_settings``: the process-wide settings a run changes, **the only ones the package
@@ -62,13 +62,10 @@ def cached_network(weights: str, pooling: str, device: str, normalize: bool) -> 
     return load_vgg19(weights=weights, pooling=pooling, device=device, normalize=normalize)
 
 
-def prepare_network(vgg: VGG19Features, channels_last: bool | None) -> bool:
-    """Whether to feed ``vgg`` NHWC images: the network's own layout (``load_vgg19`` picks the fast one for its
-    device) unless ``channels_last`` says otherwise. The network is never changed; the features agree to
-    rounding either way (``tests/test_speed.py``)."""
-    if channels_last is None:
-        return vgg.conv("conv1_2").weight.is_contiguous(memory_format=torch.channels_last)
-    return channels_last
+def prepare_network(vgg: VGG19Features) -> bool:
+    """Whether to feed ``vgg`` NHWC images: in the network's own layout (``load_vgg19`` picks the fast one for its
+    device). The features agree to rounding either way (``tests/test_speed.py``)."""
+    return vgg.conv("conv1_2").weight.is_contiguous(memory_format=torch.channels_last)
 
 
 # glibc's mallopt parameters (malloc.h), and what run_settings sets during and after a CPU run.

@@ -8,7 +8,7 @@ import os
 import pytest
 import torch
 
-from nst_helpers import speed, transfer
+from nst_helpers import load_vgg19, speed, transfer
 from nst_helpers.speed import keep_cpu_memory, native_bf16, prepare_network, run_settings
 
 
@@ -30,11 +30,11 @@ def test_channels_last_gives_the_same_features(vgg, smooth_image):
         torch.testing.assert_close(nhwc[layer], plain[layer], rtol=1e-4, atol=1e-5)
 
 
-def test_channels_last_transfer_matches_nchw(vgg, pair):
+def test_channels_last_transfer_matches_nchw(pair):
     content, style = pair
-    kw = dict(alpha=1.0, beta=1e2, steps=3, optimizer="adam", extractor=vgg, progress=False)
-    plain = transfer(content, style, channels_last=False, **kw)
-    fast = transfer(content, style, channels_last=True, **kw)
+    kw = dict(alpha=1.0, beta=1e2, steps=3, optimizer="adam", progress=False)
+    plain = transfer(content, style, extractor=load_vgg19("random", pooling="avg", device="cpu", channels_last=False), **kw)
+    fast = transfer(content, style, extractor=load_vgg19("random", pooling="avg", device="cpu", channels_last=True), **kw)
     torch.testing.assert_close(fast.history["total"], plain.history["total"], rtol=1e-3, atol=0)
 
 
@@ -49,21 +49,18 @@ def test_bf16_autocast_loss_is_close_to_fp32(caffe_vgg, pair):
     assert bf16.history["total"][0] == pytest.approx(fp32.history["total"][0], rel=0.02)
 
 
-def test_prepare_network_never_changes_a_network(vgg):
-    """``channels_last`` decides the images' layout; no network is switched in place (the lab's thread may use it)."""
-    nhwc = vgg.conv("conv2_1").weight.is_contiguous(memory_format=torch.channels_last)
-    assert prepare_network(vgg, None) is nhwc  # no wish: the network's own layout
-    assert prepare_network(vgg, not nhwc) is (not nhwc)  # the images follow the wish...
-    assert vgg.conv("conv2_1").weight.is_contiguous(memory_format=torch.channels_last) is nhwc  # ...the weights stay
-
-
-def test_the_cached_network_is_never_switched_in_place(pair):
+def test_the_images_follow_the_networks_layout_and_no_network_is_changed(pair):
+    """The engine feeds each network its own layout and never switches one in place (the lab's thread may use it)."""
     from nst_helpers.speed import cached_network
 
+    for channels_last in (True, False):
+        mine = load_vgg19("random", pooling="avg", device="cpu", channels_last=channels_last)
+        assert prepare_network(mine) is channels_last
+        transfer(*pair, steps=2, optimizer="adam", extractor=mine, progress=False)
+        assert mine.conv("conv1_2").weight.is_contiguous(memory_format=torch.channels_last) is channels_last
     shared = cached_network("random", "avg", "cpu", False)
     before = shared.conv("conv1_2").weight.is_contiguous(memory_format=torch.channels_last)
-    transfer(*pair, steps=2, optimizer="adam", weights="random", device="cpu", channels_last=not before,
-             progress=False)
+    transfer(*pair, steps=2, optimizer="adam", weights="random", device="cpu", progress=False)
     assert shared.conv("conv1_2").weight.is_contiguous(memory_format=torch.channels_last) is before
 
 
@@ -89,14 +86,9 @@ def test_cudnn_autotuning_lasts_only_as_long_as_the_run(monkeypatch):
     assert torch.backends.cudnn.benchmark is False
 
 
-def test_load_vgg19_picks_the_fast_layout_and_a_run_leaves_a_callers_network_alone(pair):
-    from nst_helpers import load_vgg19
-
+def test_load_vgg19_picks_the_fast_layout():
     fast = load_vgg19("random", pooling="avg", device="cpu")  # NHWC on CPU, measured faster there
     assert fast.conv("conv1_2").weight.is_contiguous(memory_format=torch.channels_last)
-    mine = load_vgg19("random", pooling="avg", device="cpu", channels_last=False)
-    transfer(*pair, steps=2, optimizer="adam", extractor=mine, channels_last=True, progress=False)
-    assert mine.conv("conv1_2").weight.is_contiguous()  # still NCHW: the run did not change it
 
 
 class _FakeLibc:
