@@ -164,3 +164,37 @@ def test_lab_in_jupyterlab(lab_server, chromium, tmp_path):
         assert errors.count() == 0, errors.first.inner_text()
     finally:
         page.close()
+
+
+def test_07s_blend_slider_opens_on_the_row_above_and_runs_a_blend_when_moved(lab_server, chromium, tmp_path):
+    """Notebook 07's slider: shown without a run (the picture for t = 0.5 comes from the cell above), and a new t
+    reaches the kernel, runs the blend and replaces the picture."""
+    page = chromium.new_page(viewport={"width": 1400, "height": 1600})
+    try:
+        page.goto(f"{lab_server}/lab/tree/07_controls.ipynb")
+        page.locator(".jp-Notebook").first.wait_for(timeout=TIMEOUT_MS)
+        accept = page.locator(".jp-Dialog .jp-mod-accept")
+        try:
+            accept.wait_for(timeout=15_000)
+            accept.click()
+        except Exception:
+            pass
+        page.locator(".jp-Notebook").first.click()
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+        caption = page.get_by_text("50% The Starry Night, 50% The Scream")
+        caption.wait_for(timeout=TIMEOUT_MS)
+        output = page.locator(".jp-OutputArea-output", has=page.locator(".widget-slider")).first
+        image = output.locator("img")
+        src_before = image.get_attribute("src")
+        assert src_before and src_before.startswith(("data:image/png", "blob:")), src_before
+        output.locator(".noUi-handle").press("ArrowRight")  # one step: t = 0.6
+        page.get_by_text("40% The Starry Night, 60% The Scream").wait_for(timeout=TIMEOUT_MS)
+        page.wait_for_function("([img, before]) => img.getAttribute('src') !== before",
+                               arg=[image.element_handle(), src_before], timeout=30_000)
+        output.scroll_into_view_if_needed()
+        page.screenshot(path=tmp_path / "07-slider.png")
+        errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']")
+        assert errors.count() == 0, errors.first.inner_text()
+    finally:
+        page.close()
