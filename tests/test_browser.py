@@ -172,14 +172,15 @@ def test_07s_blend_slider_opens_on_the_row_above_and_runs_a_blend_when_moved(lab
     page = chromium.new_page(viewport={"width": 1400, "height": 1600})
     try:
         page.goto(f"{lab_server}/lab/tree/07_controls.ipynb")
-        page.locator(".jp-Notebook").first.wait_for(timeout=TIMEOUT_MS)
+        notebook = page.locator(".jp-Notebook:visible").first  # the workspace may keep 05 open, hidden behind it
+        notebook.wait_for(timeout=TIMEOUT_MS)
         accept = page.locator(".jp-Dialog .jp-mod-accept")
         try:
             accept.wait_for(timeout=15_000)
             accept.click()
         except Exception:
             pass
-        page.locator(".jp-Notebook").first.click()
+        notebook.click()
         page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
         page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
         caption = page.get_by_text("50% The Starry Night, 50% The Scream")
