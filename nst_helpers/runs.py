@@ -124,16 +124,15 @@ def coarse_to_fine(
     start = time.perf_counter()
     long_edge = max(content_image.shape[-2:])
     final_hw = _scale_shape(content_image, scales[-1] / long_edge)
+    where = Options(**{k: kwargs[k] for k in ("device", "extractor", "weights", "pooling", "normalize") if k in kwargs})
+    # The last pass must fit: know it before any work, the measurement of beta's scales included.
+    check_fits(*final_hw, device=where.run_device(), optimizer=kwargs.get("optimizer", "lbfgs"),
+               content_layer=kwargs.get("content_layer", "relu4_2"), style_layers=kwargs.get("style_layers", STYLE_LAYERS))
     if beta is None:  # as transfer's, for the final size and this network
-        network = Options(**{k: kwargs[k] for k in ("device", "extractor", "weights", "pooling", "normalize")
-                             if k in kwargs}).network()
         beta = default_beta(scales[-1], alpha, first_init,
-                            term_scales(network, resize(content_image, final_hw), style_image,
+                            term_scales(where.network(), resize(content_image, final_hw), style_image,
                                         kwargs.get("content_layer", "relu4_2"), kwargs.get("style_layers", STYLE_LAYERS),
                                         kwargs.get("layer_weights")))
-    where = Options(**{k: kwargs[k] for k in ("device", "extractor") if k in kwargs})  # the last pass must fit:
-    check_fits(*final_hw, device=where.run_device(), optimizer=kwargs.get("optimizer", "lbfgs"),  # know it first
-               content_layer=kwargs.get("content_layer", "relu4_2"), style_layers=kwargs.get("style_layers", STYLE_LAYERS))
     history: dict[str, list[float]] = {}
     done: list[int] = []
     result: Result | None = None
