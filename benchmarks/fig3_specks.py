@@ -35,8 +35,9 @@ then the same panel with one change each. A variant is ``+``-joined changes:
   Gaussian blur of s px); ``ftv=k`` (k times the smoothing weight, on top of the usual term, where the
   photo is flat: ``losses.flat_regions``, the sky).
 * ``cmap=1``: the content target is the photo with its colours mapped to the painting's mean and
-  covariance (``transfer(content_colors="painting")``); with ``ftv=k`` the smoothing mask still comes
-  from the photo itself. ``cmap=1+ftv=30`` is what ``make figures`` now uses for Fig. 3 (sixth part).
+  covariance (``figures.PaintingColors()``); with ``ftv=k`` the smoothing mask still comes
+  from the photo itself. ``cmap=1+ftv=30`` is what ``make figures`` now uses for Fig. 3 (sixth part;
+  ``figures.FIG3_EXTRAS``).
 
 ``--probe RESULT.png`` runs nothing: it prints the result's weighted terms as it is, with its sky blurred,
 and with its sky replaced by the photo's own (as it is, and moved to the result's mean sky colour), the
@@ -65,7 +66,8 @@ from nst_helpers.color import luminance, match_colors
 from nst_helpers.features import normalization_means, normalize_state
 from nst_helpers.figures import figure_network
 from nst_helpers.losses import flat_regions, style_layer_loss, total_variation
-from nst_helpers.objective import content_targets, objective, style_targets, white_noise
+from nst_helpers.objective import Gram, content_targets, objective, style_targets, white_noise
+from nst_helpers.smoothing import Smoothing
 from nst_helpers.stats import grain
 
 
@@ -158,7 +160,7 @@ def pixel_run(photo: Tensor, painting: Tensor, vgg, alpha: float, run: dict[str,
     """``transfer`` with the variant's settings from ``init``: its image and weighted terms at the best step."""
     weights = {layer: (run["low"] if layer in ("relu1_1", "relu2_1") else 1.0) / len(layers) for layer in layers}
     result = transfer(photo, painting, alpha=alpha, beta=1.0, style_layers=layers, layer_weights=weights,
-                      extractor=vgg, content_layer=run["content"], tv_weight=NORMALISED_TV_WEIGHT * run["tv"],
+                      network=vgg, content_layer=run["content"], extras=[Smoothing(NORMALISED_TV_WEIGHT * run["tv"])],
                       init=init, steps=steps, seed=0, progress=False)
     i = max(result.best_step, 1) - 1
     return result.image, {k: result.history[k][i] for k in ("content", "style", "tv")}
@@ -184,12 +186,14 @@ def fourier_run(photo: Tensor, painting: Tensor, vgg, alpha: float, run: dict[st
     to_image = lambda u: squash(torch.fft.irfft2(torch.fft.rfft2(u) * s, s=hw))  # noqa: E731
     grams = style_targets(vgg, painting, layers, hw)
     tv = NORMALISED_TV_WEIGHT * run["tv"]
+    smoothing = {"tv": lambda x: alpha * tv * total_variation(x)}  # the engine's Smoothing(tv) term
 
     def loss_at(shift: tuple[int, int]):
         if run["cblur"] or run["clum"]:  # the content term sees the image blurred or grey, the style term as it is
             seen = (lambda v: gaussian_blur(v, run["cblur"])) if run["cblur"] else luminance  # noqa: E731
             target = content_targets(vgg, seen(torch.roll(photo, shift, dims=(-2, -1))), [run["content"]])
-            fc, fs = objective(vgg, target, {}, alpha, 1.0), objective(vgg, {}, grams, alpha, 1.0, tv_weight=tv)
+            fc = objective(vgg, target, None, {}, alpha, 1.0)
+            fs = objective(vgg, {}, Gram(painting), grams, alpha, 1.0, terms=smoothing)
 
             def both(x: Tensor):
                 x = torch.roll(x, shift, dims=(-2, -1))
@@ -197,7 +201,7 @@ def fourier_run(photo: Tensor, painting: Tensor, vgg, alpha: float, run: dict[st
                 return c + t, {"content": pc["content"], "style": ps["style"], "tv": ps["tv"]}
             return both
         target = content_targets(vgg, torch.roll(photo, shift, dims=(-2, -1)), [run["content"]])
-        f = objective(vgg, target, grams, alpha, 1.0, tv_weight=tv)
+        f = objective(vgg, target, Gram(painting), grams, alpha, 1.0, terms=smoothing)
         return lambda x: f(torch.roll(x, shift, dims=(-2, -1)))
 
     shifted = [loss_at(d) for d in SHIFTS[: max(run["avg"], 1)]]

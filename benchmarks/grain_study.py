@@ -32,6 +32,8 @@ from PIL import Image, ImageDraw
 
 import nst_helpers as nst
 from nst_helpers.losses import gram_matrix, rescale_gram, style_layer_loss
+from nst_helpers.runs import coarse_to_fine
+from nst_helpers.smoothing import Smoothing
 from nst_helpers.stats import grain
 
 HERE = Path(__file__).resolve().parent
@@ -44,8 +46,9 @@ PAIRS = [(PHOTO, "shipwreck"), (PHOTO, "starry_night"), (PHOTO, "the_scream"), (
 #: Still under copyright: measured and tabulated, but left out of the committed contact sheet.
 NOT_ON_SHEET = {"seated_nude"}
 
-OLD = dict(beta=1e2, tv_weight=0.0)  # the defaults before this study (alpha/beta = 1e-2 at 256 px, no TV)
+OLD = dict(beta=1e2, extras=())  # the defaults before this study (alpha/beta = 1e-2 at 256 px, no TV)
 GATYS_CODE_WEIGHTS = {layer: 4e3 / n**2 for layer, n in zip(nst.STYLE_LAYERS, (64, 128, 256, 512, 512))}
+#: ``pooling`` and ``normalize`` name the run's network (``run_ours`` loads it: ``transfer(network=...)``).
 CANDIDATES: dict[str, dict] = {
     "old defaults": OLD,
     "max pooling": {**OLD, "pooling": "max"},
@@ -54,9 +57,9 @@ CANDIDATES: dict[str, dict] = {
     "alpha/beta 1e-3": {**OLD, "beta": 1e3},
     "author's layer weights": {**OLD, "layer_weights": GATYS_CODE_WEIGHTS},
     "normalised network": {**OLD, "normalize": True, "beta": 1 / 2.5e-7},  # paper_ratio(1e-3, 256)
-    "TV 1e4": {**OLD, "tv_weight": 1e4},
-    "TV 3e4": {**OLD, "tv_weight": 3e4},
-    "TV 1e5": {**OLD, "tv_weight": 1e5},
+    "TV 1e4": {**OLD, "extras": [Smoothing(1e4)]},
+    "TV 3e4": {**OLD, "extras": [Smoothing(3e4)]},
+    "TV 1e5": {**OLD, "extras": [Smoothing(1e5)]},
 }
 
 #: The small presets (128-144 px, 100 evaluations): what brings the photo back. Each is a function of
@@ -67,7 +70,7 @@ def BALANCED(size: int) -> float:  # noqa: N802 (reads as the constant it stands
 
 
 SMALL_PAINTINGS = ["starry_night", "the_scream", "composition_vii", "shipwreck"]
-SMALL_CANDIDATES = {  # every start and beta given: transfer's own defaults below 256 px are the winner here
+SMALL_CANDIDATES = {  # every start and beta given: recipe="quick" (balance.RECIPES) is the winner here
     "balanced": lambda size, steps: {"init": "noise", "beta": BALANCED(size)},
     "ratio x3": lambda size, steps: {"init": "noise", "beta": BALANCED(size) / 3},
     "ratio x10": lambda size, steps: {"init": "noise", "beta": BALANCED(size) / 10},
@@ -136,16 +139,23 @@ def run_ours(content: str, style: str, label: str, kwargs: dict, size: int, step
         return with_grain(json.loads(out.read_text()))
     photo, painting = nst.load_image(image_path(content), size=size), nst.load_image(image_path(style), size=size)
     kwargs = {"steps": steps, **kwargs}
-    result = nst.transfer(photo, painting, progress=False, **kwargs)
+    run = dict(kwargs)
+    network = {k: run.pop(k) for k in ("pooling", "normalize") if k in run}
+    if network:
+        run["network"] = nst.load_vgg19("caffe", **network)
+    if "scales" in run:  # coarse-to-fine passes
+        result = coarse_to_fine(photo, painting, progress=False, **run)
+    else:
+        result = nst.transfer(photo, painting, progress=False, **run)
     png = out.with_suffix(".png")
     nst.save_image(result.image, png)
     h = result.history
-    last = {k: h[k][result.best_step - 1] for k in ("total", "content", "style", "tv")}
+    last = {k: h[k][result.best_step - 1] if k in h else 0.0 for k in ("total", "content", "style", "tv")}  # no tv: 0
     record = {"content": content, "style": style, "label": label, "size": size, "png": png.name,
               "seconds": round(result.seconds, 1), "steps": result.steps,
               "final": last, "style_layer_shares": shares(result.image, photo, painting, result.settings),
               "settings": kwargs}
-    out.write_text(json.dumps(record, indent=1))
+    out.write_text(json.dumps(record, indent=1, default=repr))  # extras as written: Smoothing(weight=...)
     return with_grain(record)
 
 

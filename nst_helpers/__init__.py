@@ -7,12 +7,13 @@ Networks" (CVPR 2016). One module per concept, where to find each of the paper's
 * ``features``: VGG-19 with the paper's layer names, the normalised network (``load_vgg19``)
 * ``losses``: eqs. 1-7 as pure tensor functions: content loss, Gram matrix, style loss, total
   loss (and the total-variation term, not in the paper)
-* ``objective``: eq. 7 as a function of the image: targets computed once, the white-noise start
-* ``optimize``: the one optimisation engine (L-BFGS or Adam on the pixels) and the paper's
-  three tasks: ``reconstruct_content``, ``synthesize_texture``, ``transfer``
-* ``runs``: the runs behind the figures (Fig. 1 rows, Fig. 2, the Fig. 3 grid), coarse-to-fine
-  passes, batches of transfers
-* ``balance``: the alpha/beta balance of eq. 7 across sizes, starts and networks
+* ``objective``: eq. 7 as a function of the image: targets computed once, the white-noise start,
+  the style term (``Gram``, the paper's) and the extras a transfer may add, as objects
+* ``optimize``: the one optimisation loop (L-BFGS or Adam on the pixels)
+* ``tasks``: the paper's three tasks: ``reconstruct_content``, ``synthesize_texture``, ``transfer``
+* ``runs``: the runs behind the figures (Fig. 1 rows, Fig. 2, the Fig. 3 grid), coarse-to-fine passes
+* ``balance``: the alpha/beta balance of eq. 7 across sizes, recipes and networks
+* ``smoothing``: the total-variation term ``Smoothing`` (not in the paper; on by default in ``transfer``)
 * ``stats``: statistics that check the pictures (PSNR, autocorrelation length, E_l per layer,
   the grain figure)
 * ``memory``: a run's memory from the layer shapes, what is free, and the largest size that fits
@@ -24,12 +25,16 @@ Networks" (CVPR 2016). One module per concept, where to find each of the paper's
   ``widgets``: its screen (notebook 05)
 * ``figures``: the paper's figures (``make figures``); ``cli``: the command line
 * ``style_statistics``: style as a statistic: G/M = Sigma + mu mu^T, MMD, mean/std, sliced Wasserstein
-  (notebook 06; ``style_statistic=`` in ``synthesize_texture`` and ``transfer``)
-* ``color``: keeping the photo's colours (Gatys et al. 2017; ``preserve_color=`` in ``transfer``)
+  (notebook 06; the style term ``Statistic``)
+* ``color``: keeping the photo's colours (Gatys et al. 2017; ``KeepColors`` in ``transfer(extras=...)``)
+* ``control``: several paintings: ``Blend``, spatial control ``Guided``, scale control ``ScaleMix``
+  (Gatys et al. 2017; notebook 07)
 * ``exercises``: the self-checks of the notebooks' exercises (``from nst_helpers import exercises``)
 """
 
-from .balance import balanced_ratio, default_beta, default_init, paper_ratio
+from .balance import RECIPES, balanced_ratio, default_beta, paper_ratio
+from .color import KeepColors
+from .control import Blend, Guided, ScaleMix
 from .features import (
     CONV_LAYERS,
     LAYER_NAMES,
@@ -50,23 +55,28 @@ from .losses import (
     total_loss,
     total_variation,
 )
-from .objective import white_noise
-from .optimize import (
-    Options,
-    Progress,
-    Result,
-    optimize_image,
-    reconstruct_content,
-    synthesize_texture,
-    transfer,
-)
-from .runs import coarse_to_fine, transfer_batch
+from .objective import Extra, Gram, Style, white_noise
+from .optimize import Options, Progress, Result, optimize_image
+from .runs import coarse_to_fine
+from .smoothing import Smoothing
 from .stats import grain
+from .style_statistics import Statistic
+from .tasks import reconstruct_content, synthesize_texture, transfer
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Blend",
     "CONV_LAYERS",
+    "Extra",
+    "Gram",
+    "Guided",
+    "KeepColors",
+    "RECIPES",
+    "ScaleMix",
+    "Smoothing",
+    "Statistic",
+    "Style",
     "LAYER_NAMES",
     "Options",
     "Progress",
@@ -78,7 +88,6 @@ __all__ = [
     "coarse_to_fine",
     "content_loss",
     "default_beta",
-    "default_init",
     "grain",
     "gram_matrix",
     "layer_shapes",
@@ -99,6 +108,5 @@ __all__ = [
     "total_loss",
     "total_variation",
     "transfer",
-    "transfer_batch",
     "white_noise",
 ]

@@ -29,20 +29,19 @@ Two measured anchors, each a ratio at a reference size, and that one rule:
   ``PAPER_REFERENCE_SIZE`` = 128 px, measured by matching the paper's
   pictures by eye (``benchmarks/PAPER_RATIO.md``).
 
-Small images are a third case (``QUICK_BELOW``: the CPU presets, 128-144 px).
-From white noise the photo does not come back under a strong painting, at any
-budget tried: at 128 px with The Scream after 100, 200 and 300 evaluations
-alike (grain 0.84, 0.80, 0.79), the town unreadable; at 192 px, 300
-evaluations, barely; at 256 px it reads after 150 evaluations already. More
-content from noise brings back a coarse dot lattice (period about 8 px) in
-flat skies. So below ``QUICK_BELOW`` runs start from the photo
-(``QUICK_START``) and weigh content ``QUICK_FACTOR`` times more than the size
-rule says (``quick_ratio``): measured at 144 px, 100 evaluations, on four
-paintings, against the rule alone, x10, from noise, and coarse-to-fine
-(``benchmarks/PICTURES.md``, section 4). ``default_init`` and
-``default_ratio`` apply this; ``transfer``, the command line, the lab and
-notebook 04 call them. The paper starts from noise; its Fig. 6 (2016) shows
-the start matters little once converged.
+Quick runs are a third case: small images and ~100 evaluations (the CPU
+presets, 128-144 px). From white noise the photo does not come back under a
+strong painting, at any budget tried: at 128 px with The Scream after 100, 200
+and 300 evaluations alike (grain 0.84, 0.80, 0.79), the town unreadable; at
+192 px, 300 evaluations, barely; at 256 px it reads after 150 evaluations
+already. More content from noise brings back a coarse dot lattice (period about
+8 px) in flat skies. So the ``"quick"`` recipe starts from the photo and weighs
+content ``QUICK_FACTOR`` times more than the size rule says: measured at 144 px,
+100 evaluations, on four paintings, against the rule alone, x10, from noise, and
+coarse-to-fine (``benchmarks/PICTURES.md``, section 4). The ``"paper"`` recipe
+is the paper's white noise at the size rule. A caller names the recipe
+(``transfer(recipe="quick")``, ``Preset.recipe``); nothing is switched by size.
+The paper's Fig. 6 (2016) shows the start matters little once converged.
 
 **Every network.** The ratios above were chosen on the raw Caffe VGG-19. Another
 network (the paper's normalised one, torchvision's, a file) gives the two terms
@@ -74,11 +73,10 @@ __all__ = [
     "default_tv_weight",
     "ratio_at",
     "balanced_ratio",
-    "QUICK_BELOW",
-    "QUICK_START",
     "QUICK_FACTOR",
-    "quick_ratio",
-    "default_init",
+    "RECIPES",
+    "Recipe",
+    "recipe",
     "default_ratio",
     "default_beta",
     "paper_ratio",
@@ -130,45 +128,47 @@ def balanced_ratio(size: float) -> float:
     return ratio_at(BALANCED_RATIO, size)
 
 
-#: Below this long edge (px) runs start from the photo (``QUICK_START``) at ``quick_ratio``: from noise the
-#: town stayed unreadable at 128 px (100-300 evaluations) and barely read at 192 px; at 256 px it reads.
-QUICK_BELOW = REFERENCE_SIZE
-#: Where runs below ``QUICK_BELOW`` start: the photo, not the paper's white noise.
-QUICK_START = "content"
+@dataclass(frozen=True)
+class Recipe:
+    """Where a transfer starts, and its balance against the size rule (``balanced_ratio``)."""
+
+    init: str  # the start: "noise" (the paper) or "content" (the photo)
+    content_factor: float  # alpha/beta times this: how much more content than the size rule
+
+
 #: How much more content quick runs need than ``balanced_ratio``: at 144 px, 100 evaluations from the photo, x1
 #: left the town unreadable under Starry Night and The Scream, x10 washed the paintings out (looked at, 4 paintings).
 QUICK_FACTOR = 3.0
+#: The named recipes ``transfer(recipe=...)`` takes: the paper's start and the size rule, or a quick run's.
+RECIPES = {
+    "paper": Recipe(init="noise", content_factor=1.0),  # white noise (Fig. 1, 2), converged (~300 evaluations)
+    "quick": Recipe(init="content", content_factor=QUICK_FACTOR),  # from the photo, ~100 evaluations, small sizes
+}
 
 
-def quick_ratio(size: float) -> float:
-    """A balanced alpha/beta for a quick run (``QUICK_START``, ~100 evaluations) at ``size`` px.
+def recipe(name: str) -> Recipe:
+    """The recipe called ``name``, or a clear error."""
+    if name not in RECIPES:
+        raise ValueError(f"Unknown recipe {name!r}; use one of {', '.join(RECIPES)} (balance.RECIPES)")
+    return RECIPES[name]
 
-    Note: differs from a converged run's ``balanced_ratio`` by ``QUICK_FACTOR``; see the module docstring.
+
+def default_ratio(size: float, recipe_name: str = "paper") -> float:
+    """A balanced alpha/beta for a transfer of ``size`` px with the named recipe: ``balanced_ratio`` times its
+    ``content_factor``.
+
+    Note: the ``"quick"`` recipe differs from a converged run's ratio; see the module docstring.
     """
-    return QUICK_FACTOR * balanced_ratio(size)
+    return recipe(recipe_name).content_factor * balanced_ratio(size)
 
 
-def default_init(size: float) -> str:
-    """Where a transfer of ``size`` px starts by default: the photo below ``QUICK_BELOW``, else white noise."""
-    return QUICK_START if size < QUICK_BELOW else "noise"
-
-
-def default_ratio(size: float, init: object = None) -> float:
-    """A balanced alpha/beta for a transfer of ``size`` px starting from ``init`` (default ``default_init``).
-
-    ``quick_ratio`` for a run from the photo below ``QUICK_BELOW``, else ``balanced_ratio``.
-    """
-    init = default_init(size) if init is None else init
-    return quick_ratio(size) if size < QUICK_BELOW and init == QUICK_START else balanced_ratio(size)
-
-
-def default_beta(size: float, alpha: float = 1.0, init: object = None,
+def default_beta(size: float, alpha: float = 1.0, recipe_name: str = "paper",
                  term_scales: tuple[float, float] = (1.0, 1.0)) -> float:
-    """``transfer``'s default beta: with ``alpha``, the balance of ``default_ratio(size, init)`` on the raw Caffe
-    VGG-19, carried to a network whose content and style terms are ``term_scales`` times the raw network's
+    """``transfer``'s default beta: with ``alpha``, the balance of ``default_ratio(size, recipe_name)`` on the raw
+    Caffe VGG-19, carried to a network whose content and style terms are ``term_scales`` times the raw network's
     (``objective.term_scales``): beta times ``c / s``."""
     content_scale, style_scale = term_scales
-    return alpha / default_ratio(size, init) * content_scale / style_scale
+    return alpha / default_ratio(size, recipe_name) * content_scale / style_scale
 
 
 def paper_ratio(ratio: float, size: float) -> float:
@@ -184,25 +184,29 @@ def paper_ratio(ratio: float, size: float) -> float:
 
 @dataclass(frozen=True)
 class Preset:
-    """An image size and an evaluation budget that suit a device, with the start and balance for them.
+    """An image size and an evaluation budget that suit a device, and the recipe for them.
 
-    The lab (``widgets.lab_preset``) and ``make figures`` (``figures.PRESETS``) each pick one.
+    The lab (``lab.lab_preset``) and ``make figures`` (``figures.PRESETS``) each pick one.
     """
 
     size: int  # long edge of the result, px
     steps: int  # loss+gradient evaluations per run
     name: str = ""  # "gpu", "mps", "cpu" or "smoke"
+    recipe: str = "paper"  # RECIPES: "quick" for ~100 evaluations at small sizes
+
+    def __post_init__(self) -> None:
+        recipe(self.recipe)
 
     @property
     def init(self) -> str:
-        """Where runs start: the paper's white noise, or the photo below 256 px (``default_init``)."""
-        return default_init(self.size)
+        """Where runs start (the recipe's)."""
+        return recipe(self.recipe).init
 
     @property
     def ratio(self) -> float:
-        """A balanced alpha/beta for this preset's size (``ratio_at``)."""
+        """A balanced alpha/beta for this preset's size and recipe."""
         return self.ratio_at(self.size)
 
     def ratio_at(self, size: int) -> float:
-        """A balanced alpha/beta at ``size`` px for runs from this preset's start (``default_ratio``)."""
-        return default_ratio(size, self.init)
+        """A balanced alpha/beta at ``size`` px with this preset's recipe (``default_ratio``)."""
+        return default_ratio(size, self.recipe)

@@ -21,7 +21,7 @@ def _add_common(p: argparse.ArgumentParser, size: int | None = 256, steps: int |
     p.add_argument("--steps", type=int, default=steps, help=steps_help)
     p.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs")
     p.add_argument("--init", choices=["noise", "content", "style"], default=None,
-                   help="where runs start (default: white noise from 256 px up, the photo below: balance.default_init)")
+                   help="where runs start (default: the paper's white noise; for transfer, the recipe's)")
     p.add_argument("--pooling", choices=["max", "avg"], default="avg")
     p.add_argument("--weights", default="caffe", help="caffe (offline), torchvision, random, or a .pth path")
     p.add_argument("--normalize", action="store_true", help="the paper's normalised network")
@@ -30,15 +30,20 @@ def _add_common(p: argparse.ArgumentParser, size: int | None = 256, steps: int |
 
 
 def _transfer(args: argparse.Namespace) -> int:
-    from .balance import default_init, default_ratio
-    from .features import check_layers
+    from .balance import recipe
+    from .color import KeepColors
+    from .control import Blend
+    from .features import check_layers, pick_device
     from .images import check_output_path, load_image
-    from .optimize import Options, transfer
     from .runs import coarse_to_fine
+    from .smoothing import Smoothing
+    from .speed import cached_network
+    from .tasks import transfer
 
     # Everything that can be checked is checked before the work starts, so that no run is lost at the end
     # (the memory too: transfer and coarse_to_fine check it before their first evaluation).
     output = check_output_path(args.output)
+    recipe(args.recipe)
     scales = _scales(args.scales) if args.scales else None
     if scales and args.size not in (None, scales[-1]):
         raise ValueError(f"--size {args.size} and the last of --scales {args.scales} disagree; give one of them")
@@ -49,31 +54,28 @@ def _transfer(args: argparse.Namespace) -> int:
                          "give one per painting")
     if scales and len(args.style) > 1:
         raise ValueError("--scales takes one STYLE image; blend several paintings in a single pass")
-    # The weights, checked now and loaded once: the run gets the same cached network (Options.network).
-    Options(weights=args.weights, pooling=args.pooling, device=args.device, normalize=args.normalize).network()
+    # The weights, checked now and loaded once (the network's cache keeps it for the run).
+    network = cached_network(args.weights, args.pooling, str(pick_device(args.device)), args.normalize)
     size = scales[-1] if scales else args.size or 256
     content = load_image(args.content, size)
     styles = [load_image(source, size) for source in args.style]
-    style = styles[0] if len(styles) == 1 else styles
-    init = args.init or default_init(size)
-    if args.init is None and init != "noise":
-        print(f"starting from the photo: at {size} px white noise leaves it unreadable (balance.default_init); "
-              f"alpha/beta {default_ratio(size, init):.2g}. --init noise for the paper's start", file=sys.stderr)
+    style = styles[0] if len(styles) == 1 else Blend(styles, weights)
+    extras = [] if args.tv_weight == 0 else [Smoothing(args.tv_weight)]
+    extras += [KeepColors(args.preserve_color)] if args.preserve_color else []
     common = dict(
         alpha=args.alpha, beta=args.beta, content_layer=args.content_layer, style_layers=args.style_layers.split(","),
-        steps=args.steps, optimizer=args.optimizer, **({} if args.tv_weight is None else {"tv_weight": args.tv_weight}),
-        init=init, pooling=args.pooling, weights=args.weights, normalize=args.normalize,
-        device=args.device, seed=args.seed, precision=args.precision, preserve_color=args.preserve_color,
-        **({} if weights is None else {"style_weights": weights}),
+        extras=extras, recipe=args.recipe, steps=args.steps, optimizer=args.optimizer, network=network,
+        seed=args.seed, precision=args.precision, **({} if args.init is None else {"init": args.init}),
     )
     result = coarse_to_fine(content, style, scales, **common) if scales else transfer(content, style, **common)
     path = _save_or_keep(result.image, output)
     h = result.history
     i = result.best_step - 1
+    tv = f" + tv {h['tv'][i]:.4g}" if "tv" in h else ""
     print(
         f"saved {path} ({result.image.shape[-1]}x{result.image.shape[-2]}) after {result.steps} steps "
         f"in {result.seconds:.1f} s ({result.seconds / max(result.steps, 1):.2f} s/step, {result.settings['device']}); "
-        f"loss {h['total'][i]:.4g} = content {h['content'][i]:.4g} + style {h['style'][i]:.4g} + tv {h['tv'][i]:.4g}"
+        f"loss {h['total'][i]:.4g} = content {h['content'][i]:.4g} + style {h['style'][i]:.4g}{tv}"
         + ("" if result.stopped == "done" else f"; stopped early: {result.stopped}")
     )
     return 0 if path == output else 1  # 1: saved elsewhere, as the error line says
@@ -109,10 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("-o", "--output", required=True, help="where to save the result (PNG, JPEG)")
     t.add_argument("--alpha", type=float, default=1.0, help="content weight (eq. 7)")
     t.add_argument("--beta", type=float, default=None,
-                   help="style weight (eq. 7); default: balanced for the size and start (nst_helpers.balance.default_beta)")
+                   help="style weight (eq. 7); default: balanced for the size, recipe and network "
+                        "(nst_helpers.balance.default_beta)")
+    t.add_argument("--recipe", choices=["paper", "quick"], default="paper",
+                   help="paper: white noise, converged (~300 steps); quick: from the photo with more content, "
+                        "for ~100 steps at small sizes (nst_helpers.balance.RECIPES)")
     t.add_argument("--tv-weight", type=float, default=None,
                    help="total-variation weight, against the grain the paper's loss cannot see (default: "
-                        "nst_helpers.balance.default_tv_weight; 0 is the paper's loss)")
+                        "nst_helpers.balance.default_tv_weight for the network; 0 is the paper's loss)")
     t.add_argument("--style-weights", default=None,
                    help="with several STYLE images, their shares, comma-separated (default equal), e.g. 0.7,0.3")
     t.add_argument("--preserve-color", choices=["luminance", "histogram"], default=None,
@@ -127,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(t, size=None, size_help="long edge of the result in px (default 256, or the last of --scales)")
     t.set_defaults(run=_transfer)
     try:
-        from .figures import add_cli
+        from .figure_files import add_cli
 
         add_cli(sub, _add_common)
     except ImportError:  # figures module not present

@@ -3,7 +3,7 @@ r"""Keeping the photo's colours (Gatys, Ecker, Bethge, Hertzmann & Shechtman, CV
 The Gram matrices carry the painting's colours (notebook 06: they keep the mean
 responses, and at conv1_1 those are largely colour), so a transfer repaints the
 photo in the painting's palette. The 2017 paper gives two ways to keep the
-photo's own colours, both used through ``transfer(..., preserve_color=...)``:
+photo's own colours, both used through ``transfer(..., extras=[KeepColors(mode)])``:
 
 * ``"luminance"``: transfer on the luminance only. Both images go to YIQ (the
   NTSC colour space the paper uses); the painting's luminance is first given the
@@ -24,15 +24,19 @@ photo's own colours, both used through ``transfer(..., preserve_color=...)``:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import torch
 from torch import Tensor
 
+from .objective import Extra, Style
 from .style_statistics import sqrtm_psd
 
-__all__ = ["MODES", "RGB_TO_YIQ", "check_mode", "luminance", "match_colors", "match_luminance", "rgb_to_yiq",
+__all__ = ["MODES", "RGB_TO_YIQ", "KeepColors", "check_mode", "luminance", "match_colors", "match_luminance", "rgb_to_yiq",
            "with_chroma_of", "yiq_to_rgb"]
 
-#: The values ``preserve_color`` takes besides None.
+#: The ways ``KeepColors`` keeps the photo's colours.
 MODES = ("luminance", "histogram")
 #: NTSC RGB -> YIQ: rows give Y (luminance), I and Q (chroma).
 RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114],
@@ -45,7 +49,7 @@ EPS = 1e-8
 def check_mode(mode: str | None) -> str | None:
     """``mode`` if it is None or one of ``MODES``, else a clear error."""
     if mode is not None and mode not in MODES:
-        raise ValueError(f"preserve_color must be None, 'luminance' or 'histogram', got {mode!r}")
+        raise ValueError(f"keeping the photo's colours takes 'luminance' or 'histogram', got {mode!r}")
     return mode
 
 
@@ -111,3 +115,34 @@ def match_colors(style: Tensor, content: Tensor) -> Tensor:
     inv_root_s = (vectors / values.clamp_min(EPS).sqrt()) @ vectors.T
     matrix = sqrtm_psd(cov_c) @ inv_root_s
     return (matrix @ (s - mu_s) + mu_c).reshape(style.shape).to(style.dtype)
+
+
+@dataclass(frozen=True)
+class KeepColors(Extra):
+    """Keep the photo's colours in a transfer (``transfer(..., extras=[KeepColors("luminance")])``).
+
+    ``"luminance"``: the run is on grey images (the photo's luminance, each painting's luminance
+    matched to it, a grey start) and the result gets the photo's chroma back. ``"histogram"``: each
+    painting's colours are first mapped to the photo's mean and covariance. See the module docstring.
+    """
+
+    mode: str = "luminance"
+    name = "colors"
+
+    def __post_init__(self) -> None:
+        if check_mode(self.mode) is None:
+            raise ValueError("KeepColors takes 'luminance' or 'histogram'; leave it out to keep the painting's colours")
+
+    def prepare(self, photo: Tensor, style: Style) -> tuple[Tensor, Style]:
+        if self.mode == "histogram":
+            return photo, style.with_paintings([match_colors(p, photo).clamp(0, 1) for p in style.paintings])
+        return luminance(photo), style.with_paintings([match_luminance(p, photo) for p in style.paintings])
+
+    def start(self, image: Tensor) -> Tensor:
+        return luminance(image) if self.mode == "luminance" else image
+
+    def finish(self, image: Tensor, photo: Tensor) -> Tensor:
+        return with_chroma_of(image, photo) if self.mode == "luminance" else image
+
+    def settings(self, content_scale: float) -> dict[str, Any]:
+        return {"preserve_color": self.mode}

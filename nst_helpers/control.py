@@ -1,4 +1,15 @@
-r"""Spatial and scale control (Gatys, Ecker, Bethge, Hertzmann & Shechtman, CVPR 2017, sections 4 and 6).
+r"""Several paintings in one transfer: blends, and spatial and scale control (Gatys, Ecker, Bethge,
+Hertzmann & Shechtman, CVPR 2017, sections 4 and 6). Each is a style term (``objective.Style``)
+passed where the painting goes: ``transfer(photo, Blend([a, b], [0.7, 0.3]))``, ``Guided([a, b],
+masks)``, ``ScaleMix(fine, coarse, "relu3_1")``.
+
+**Blends.** ``Blend`` matches the weighted mean of the paintings' Gram matrices,
+``sum_s lambda_s A_s`` with the weights normalised to sum 1. For such weights,
+``sum_s lambda_s ||G - A_s||^2 = ||G - sum_s lambda_s A_s||^2 + const`` (the constant does not
+depend on the image), so matching the blended Gram *is* minimising the weighted sum of the
+paintings' style losses, at the cost of one target per layer. Weights (1, 0) give the first
+painting alone; summing unnormalised targets, as some codes do, asks for a Gram larger than any
+painting's and leaves the weights without a clear meaning.
 
 **Spatial control: guided Gram matrices.** A mask T_r (H, W) in [0, 1] over the
 result says where painting r applies. At each style layer the mask is brought to
@@ -11,12 +22,12 @@ effective number of positions), is compared with painting r's Gram per position:
 
 A mask of ones gives ``M_r = M`` and ``F_r = F``: eq. 4 exactly
 (``guided_gram_loss``). The regions' losses are weighted by the paintings'
-``style_weights`` (normalised to sum 1), so one painting under a mask of ones is
+``weights`` (normalised to sum 1), so one painting under a mask of ones is
 the ordinary transfer.
 
 **Scale control.** The low layers carry a painting's fine scale (colour, brush
 grain), the high ones its coarse scale (larger strokes and forms; notebook 03).
-``scale_targets`` takes the Gram targets of the style layers up to and including
+``ScaleMix`` takes the Gram targets of the style layers up to and including
 ``split`` from one painting and the deeper ones from another: the fine scale of
 the first with the coarse scale of the second, in one run.
 
@@ -29,16 +40,21 @@ two pictures that no single image need match exactly.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as nnf
 from torch import Tensor
 
-from .features import LAYER_NAMES, check_layers, layer_shapes
+from .features import LAYER_NAMES, VGG19Features, check_layers, layer_shapes
+from .images import as_batch
+from .losses import check_weights, style_loss
+from .objective import Style, features_of, style_targets
 from .style_statistics import gram_per_position
 
-__all__ = ["check_masks", "guided_gram_loss", "layer_masks", "painting_targets", "scale_layers"]
+__all__ = ["Blend", "Guided", "ScaleMix", "check_masks", "guided_gram_loss", "layer_masks", "scale_layers", "shares"]
 
 #: Smallest total mask weight a region may have at a layer before its Gram is taken as empty.
 EPS = 1e-6
@@ -97,6 +113,120 @@ def scale_layers(layers: Sequence[str], split: str) -> tuple[list[str], list[str
     return ([k for k in layers if LAYER_NAMES.index(k) <= cut], [k for k in layers if LAYER_NAMES.index(k) > cut])
 
 
-def painting_targets(features: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Each layer's Gram per position of a painting's responses: the guided loss's targets."""
-    return {layer: gram_per_position(f) for layer, f in features.items()}
+def shares(weights: Sequence[float] | None, count: int) -> list[float]:
+    """The paintings' ``weights`` normalised to sum 1 (default equal), or a clear error."""
+    weights = [1.0] * count if weights is None else [float(w) for w in weights]
+    if len(weights) != count:
+        raise ValueError(f"{count} paintings but {len(weights)} weights: give one weight per painting")
+    check_weights(weights, "the paintings' weights")
+    total = sum(weights)
+    if not total > 0:
+        raise ValueError("the paintings' weights are all zero: give at least one painting a positive weight")
+    return [w / total for w in weights]
+
+
+def _paintings(paintings: Sequence[Tensor], least: int) -> tuple[Tensor, ...]:
+    if isinstance(paintings, Tensor) or len(paintings) < least:
+        raise ValueError(f"give a list of at least {least} paintings, each (1, 3, H, W)")
+    return tuple(as_batch(p, "style_image") for p in paintings)
+
+
+@dataclass(frozen=True, eq=False)
+class Blend(Style):
+    """Several paintings' styles mixed: the ``weights``' mean of their Gram matrices (module docstring)."""
+
+    paintings: tuple[Tensor, ...]
+    weights: Sequence[float] | None = None  # shares, normalised to sum 1; default equal
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "paintings", _paintings(self.paintings, 1))
+        shares(self.weights, len(self.paintings))
+
+    def targets(self, vgg: VGG19Features, layers: Sequence[str], start: Tensor, precision: str) -> dict[str, Any]:
+        each = [style_targets(vgg, p, layers, tuple(start.shape[-2:]), precision) for p in self.paintings]
+        return {k: sum(w * t[k] for w, t in zip(shares(self.weights, len(each)), each)) for k in layers}
+
+    def loss(self, features: Mapping[str, Tensor], targets: Mapping[str, Any],
+             layer_weights: Mapping[str, float] | None) -> Tensor:
+        return style_loss(features, targets, layer_weights)
+
+    def with_paintings(self, paintings: Sequence[Tensor]) -> Blend:
+        return Blend(tuple(paintings), self.weights)
+
+    def settings(self, targets: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return {"paintings": len(self.paintings), "style_weights": shares(self.weights, len(self.paintings))}
+
+
+@dataclass(frozen=True, eq=False)
+class Guided(Style):
+    """Spatial control: painting r where its mask (H, W) in [0, 1] over the result is (guided Grams)."""
+
+    paintings: tuple[Tensor, ...]
+    masks: Sequence[Tensor]
+    weights: Sequence[float] | None = None  # the regions' shares of the style term; default equal
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "paintings", _paintings(self.paintings, 1))
+        shares(self.weights, len(self.paintings))
+        if len(self.masks) != len(self.paintings):
+            raise ValueError(f"{len(self.masks)} masks for {len(self.paintings)} paintings: give one mask (H, W) "
+                             "per painting")
+
+    def targets(self, vgg: VGG19Features, layers: Sequence[str], start: Tensor, precision: str) -> dict[str, Any]:
+        hw = tuple(start.shape[-2:])
+        masks = check_masks(self.masks, len(self.paintings), hw)
+        out: dict[str, list[tuple[Tensor, Tensor, float]]] = {layer: [] for layer in layers}
+        for painting, mask, share in zip(self.paintings, masks, shares(self.weights, len(self.paintings))):
+            grams = {k: gram_per_position(f) for k, f in features_of(vgg, painting, layers, precision).items()}
+            for layer, m in layer_masks(mask.to(start.device), layers, hw).items():
+                out[layer].append((m, grams[layer], share))
+        return out
+
+    def loss(self, features: Mapping[str, Tensor], targets: Mapping[str, Any],
+             layer_weights: Mapping[str, float] | None) -> Tensor:
+        weights = layer_weights or {k: 1.0 / len(targets) for k in targets}
+        return sum(weights[k] * sum(share * guided_gram_loss(features[k], mask, target)
+                                    for mask, target, share in regions)
+                   for k, regions in targets.items())
+
+    def with_paintings(self, paintings: Sequence[Tensor]) -> Guided:
+        return Guided(tuple(paintings), self.masks, self.weights)
+
+    def settings(self, targets: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return {"paintings": len(self.paintings), "masks": True, "style_weights": shares(self.weights, len(self.paintings))}
+
+
+@dataclass(frozen=True, eq=False)
+class ScaleMix(Style):
+    """Scale control: the style layers up to ``split`` take ``fine``'s Grams, the deeper ones ``coarse``'s."""
+
+    fine: Tensor
+    coarse: Tensor
+    split: str = "relu3_1"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fine", as_batch(self.fine, "fine"))
+        object.__setattr__(self, "coarse", as_batch(self.coarse, "coarse"))
+        check_layers([self.split])
+
+    @property
+    def paintings(self) -> tuple[Tensor, ...]:  # type: ignore[override]
+        return (self.fine, self.coarse)
+
+    def targets(self, vgg: VGG19Features, layers: Sequence[str], start: Tensor, precision: str) -> dict[str, Any]:
+        low, high = scale_layers(layers, self.split)
+        if not low or not high:
+            raise ValueError(f"split={self.split!r} leaves no style layer on one side of {list(layers)}: "
+                             "split between them")
+        hw = tuple(start.shape[-2:])
+        return {**style_targets(vgg, self.fine, low, hw, precision), **style_targets(vgg, self.coarse, high, hw, precision)}
+
+    def loss(self, features: Mapping[str, Tensor], targets: Mapping[str, Any],
+             layer_weights: Mapping[str, float] | None) -> Tensor:
+        return style_loss(features, targets, layer_weights)
+
+    def with_paintings(self, paintings: Sequence[Tensor]) -> ScaleMix:
+        return ScaleMix(paintings[0], paintings[1], self.split)
+
+    def settings(self, targets: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return {"paintings": 2, "scale_split": self.split}

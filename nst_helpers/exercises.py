@@ -399,7 +399,7 @@ def check_chroma_kept(exercise: int, result: Tensor | Result | None, photo: Tens
     worst = float(gap.max())
     return _say(exercise, worst < 1e-4, f"I and Q equal the photo's at every pixel (largest gap {worst:.1e})",
                 f"the chroma differs from the photo's by up to {worst:.3g}: pass a result of "
-                "preserve_color='luminance' and the photo it was made from")
+                "extras=[KeepColors('luminance')] and the photo it was made from")
 
 
 def check_color_moments(exercise: int, matched: Tensor | None, photo: Tensor) -> bool:

@@ -1,10 +1,8 @@
-"""The paper's figures: their layout, and the statistics that check them.
+"""The paper's figures: their runs, their layout, and the statistics that check them.
 
-The runs behind them are in ``runs`` (what the notebooks call too); ``make_figures``
-(``python -m nst_helpers figures --out DIR``, ``make figures``) lays their
-results out as Gatys, Ecker & Bethge do and writes, for each figure, a PNG, a
-caption (.txt), and one ``stats.json`` with the numbers behind the paper's
-claims:
+The runs are ``runs``'s (what the notebooks call too); each figure here lays their
+results out as Gatys, Ecker & Bethge do, with a caption and the numbers behind the
+paper's claims (``figure_files.make_figures`` writes them: ``make figures``):
 
 * Fig. 1, content row: the pixel error of the reconstruction grows with depth;
   ``relu1_1`` is near perfect (its PSNR is in the JSON).
@@ -19,53 +17,48 @@ claims:
 
 The network is the paper's: the Caffe VGG-19 normalised so that each filter's
 mean activation is one (``load_vgg19(normalize=True)``), with average pooling.
-The transfers get the engine's smoothing default for this network
-(``balance.NORMALISED_TV_WEIGHT``, picked by ``transfer`` from the network's
-``normalized`` flag; not in the paper): the
-paper's loss alone leaves a pixel-level checker in flat regions (notebook 04).
+The transfers add the engine's smoothing (``smoothing.Smoothing``, not in the
+paper), measured for this network: the paper's loss alone leaves a pixel-level
+checker in flat regions (notebook 04).
 
 The paper's alpha/beta ratios do not give its balance with this network and the
-printed equations; ``balance.paper_ratio`` maps them, and how that factor and its
-size rule were measured is logged in ``benchmarks/PAPER_RATIO.md``.
+printed equations; ``balance.paper_ratio`` maps them (``benchmarks/PAPER_RATIO.md``).
 
-Size: even on a CPU the figures are 256 px. This network weighs the low style layers
-(relu1_1, relu2_1) far more than the raw one, and in flat regions they leave specks
-the size of their receptive fields (3-4 px): a coarse dot pattern at 144 px, a sparse
-fine speckle at 256 px (``benchmarks/PAPER_RATIO.md``, second part). Fig. 3's two
-content-heavy columns kept a lattice of specks in the sky at every budget, smoothing,
-size (512 px included), low-layer weight, stride jitter, box constraint and normalisation
-floor tried (third and fourth parts). They are eq. 7's compromise: the style term repaints
-the sky in the painting's colours, and the specks bring relu4_2's responses there back to
-the photo's; blurring them away raises the content term 1.8x and the style term 4 %
-(fifth part). So Fig. 3 departs from eq. 7 in two ways, ``FIG3_OPTIONS`` (sixth part): the
-content target is the photo in the painting's colours (``transfer(content_colors="painting")``),
-and the smoothing counts 31x where the photo is flat (``flat_smoothing=30``). The caption says so.
+Size: even on a CPU the figures are 256 px: this network weighs the low style layers
+far more than the raw one, and at 144 px they leave a coarse dot pattern in flat
+regions (``benchmarks/PAPER_RATIO.md``, second part).
+
+Note: Fig. 3 departs from eq. 7 in two ways (``FIG3_EXTRAS``), because its content-heavy
+columns keep a lattice of specks in the sky with the paper's loss at every setting tried
+(``benchmarks/PAPER_RATIO.md``, third to sixth parts): the content target is the photo in the
+painting's colours (``PaintingColors``), and the smoothing counts 31x where the photo is flat
+(``FlatSmoothing``). The caption says so.
 """
 
 from __future__ import annotations
 
-import json
-import signal
-import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from .balance import NORMALISED_TV_WEIGHT, Preset, paper_ratio
+from .balance import Preset, paper_ratio
+from .color import match_colors
 from .features import STYLE_LAYERS, VGG19Features, load_vgg19, paper_name, pick_device
-from .optimize import Result, progress_bar, transfer
+from .losses import flat_regions, total_variation
+from .objective import Extra, Style, Term
+from .optimize import Result
 from .plotting import inset_painting, message_panel, panel_width, row_label, show_panel
 from .runs import content_reconstructions, ratio_grid, style_reconstructions
-from .speed import device_of
+from .smoothing import Smoothing
 from .stats import autocorrelation_length, grain, gram_losses, psnr
+from .tasks import transfer
 
-__all__ = ["add_cli", "default_preset", "figure1", "figure2", "figure3", "figure_init", "figure_layers",
-    "figure_network", "FigureOutput", "FIGURES", "make_figures", "paper_name", "PRESETS"]
+__all__ = ["FIG3_EXTRAS", "FIGURES", "MAKERS", "PRESETS", "FigureContext", "FigureOutput", "FlatSmoothing",
+           "PaintingColors", "default_preset", "figure1", "figure2", "figure3", "figure_init", "figure_layers",
+           "figure_network", "paper_name"]
 
 def _ratio_text(ratio: float) -> str:
     """``1e-05`` -> ``1e-5``, ``3e-06`` -> ``3e-6``: how the paper writes its ratios."""
@@ -88,10 +81,6 @@ PRESETS: dict[str, Preset] = {
     "cpu": Preset(size=256, steps=150, name="cpu"),
     "smoke": Preset(size=64, steps=10, name="smoke"),  # seconds; for tests, checks nothing about quality
 }
-
-#: The figures ``make_figures`` can make, in order.
-FIGURES: tuple[str, ...] = ("fig1", "fig2", "fig3", "layers", "init")
-
 
 def default_preset(device: str | torch.device | None = None) -> str:
     """``"gpu"`` on CUDA, else ``"cpu"``."""
@@ -116,11 +105,13 @@ class FigureOutput:
 
 
 @dataclass(frozen=True)
-class _Context:
+class FigureContext:
+    """What every figure's runs share."""
+
     size: int
     steps: int
     vgg: VGG19Features
-    options: dict[str, Any]  # for every run: steps, extractor, seed, optimizer, progress
+    options: dict[str, Any]  # for every run: steps, network, seed, optimizer, progress
     init: str  # start of the transfers in Fig. 2, 3 and the layer figure
     tick: Callable[[int], None]  # advance the outer progress bar by n runs
 
@@ -131,8 +122,8 @@ class _Context:
 
     def settings(self, transfer: bool = True) -> str:
         o = self.options
-        smooth = (f"; the transfers add a small total-variation term (tv_weight {NORMALISED_TV_WEIGHT:.2g}, "
-                  "not in the paper) against pixel grain" if transfer else "")
+        smooth = ("; the transfers add a small total-variation term (not in the paper) against pixel grain"
+                  if transfer else "")
         return (f"{self.size} px (long edge), {self.steps} L-BFGS evaluations from white noise unless said, "
                 f"normalised Caffe VGG-19, {self.vgg.pooling} pooling, seed {o.get('seed', 0)}{smooth}")
 
@@ -145,7 +136,7 @@ def _final_losses(result: Result, alpha: float, beta: float) -> dict[str, float]
             "style": h["style"][i] / beta if beta else 0.0}
 
 
-def figure1(ctx: _Context) -> FigureOutput:
+def figure1(ctx: FigureContext) -> FigureOutput:
     """Fig. 1: content reconstructions of the photo, style reconstructions of Starry Night."""
     import matplotlib.pyplot as plt
 
@@ -214,7 +205,7 @@ _FIG2 = (  # (panel, sample, the paper's alpha/beta for that panel (2015, Fig. 2
 )
 
 
-def figure2(ctx: _Context) -> FigureOutput:
+def figure2(ctx: FigureContext) -> FigureOutput:
     """Fig. 2: the photo and its transfers, the painting inset in the corner of each."""
     import matplotlib.pyplot as plt
 
@@ -274,13 +265,43 @@ def figure2(ctx: _Context) -> FigureOutput:
 
 
 FIG3_RATIOS = (1e-5, 1e-4, 1e-3, 1e-2)  # the paper's alpha/beta, columns of Fig. 3
-#: Fig. 3's two departures from eq. 7 (``transfer``): the content target is the photo in the painting's colours,
-#: and the smoothing counts 31x where the photo is flat. Without them the content-heavy columns keep a lattice of
-#: specks in the sky (``benchmarks/PAPER_RATIO.md``, fifth and sixth parts); ``{}`` gives the paper's loss.
-FIG3_OPTIONS: dict[str, Any] = {"content_colors": "painting", "flat_smoothing": 30.0}
 
 
-def figure3(ctx: _Context) -> FigureOutput:
+@dataclass(frozen=True)
+class PaintingColors(Extra):
+    """Fig. 3's content target: P^l (eq. 1) of the photo after its colours are mapped to the painting's mean and
+    covariance (``color.match_colors``, the 2017 colour transfer the other way round), so that the style term
+    no longer fights the content term over the colour of flat regions."""
+
+    name = "painting_colors"
+
+    def prepare(self, photo: Tensor, style: Style) -> tuple[Tensor, Style]:
+        return match_colors(photo, style.paintings[0]).clamp(0, 1), style
+
+    def settings(self, content_scale: float) -> dict[str, Any]:
+        return {"content_colors": "painting"}
+
+
+@dataclass(frozen=True)
+class FlatSmoothing(Smoothing):
+    """Fig. 3's smoothing: ``Smoothing`` counting ``1 + flat`` times where the photo is flat
+    (``losses.flat_regions``: the sky), against the lattice of specks content-heavy transfers leave there."""
+
+    flat: float = 30.0
+
+    def term(self, photo: Tensor, alpha: float, content_scale: float) -> Term | None:
+        weight, where = self.weight_for(content_scale), 1 + self.flat * flat_regions(photo)
+        return lambda image: alpha * weight * total_variation(image, "sum", where)
+
+    def settings(self, content_scale: float) -> dict[str, Any]:
+        return {**super().settings(content_scale), "flat_smoothing": self.flat}
+
+
+#: Fig. 3's two departures from eq. 7, in place of ``transfer``'s default extras; ``(Smoothing(),)`` is the default.
+FIG3_EXTRAS = (PaintingColors(), FlatSmoothing())
+
+
+def figure3(ctx: FigureContext) -> FigureOutput:
     """Fig. 3: Composition VII; rows = style subsets up to conv1_1 .. conv5_1, columns = alpha/beta."""
     import matplotlib.pyplot as plt
 
@@ -289,7 +310,7 @@ def figure3(ctx: _Context) -> FigureOutput:
     grid: dict[tuple[int, float], Result] = {}
     for depth in range(1, 6):  # row by row, so that the progress bar moves
         grid.update(ratio_grid(photo, painting, ratios=list(ours.values()), depths=[depth],
-                               init=ctx.init, **FIG3_OPTIONS, **ctx.options))
+                               init=ctx.init, extras=FIG3_EXTRAS, **ctx.options))
         ctx.tick(len(ours))
     rows: dict[str, dict[str, dict[str, float]]] = {}
     checks: dict[str, bool] = {}
@@ -304,7 +325,7 @@ def figure3(ctx: _Context) -> FigureOutput:
     grains = {f"up to {paper_name(STYLE_LAYERS[d - 1])}": {_ratio_text(r): grain(grid[(d, ours[r])].image, photo, painting)
                                                          for r in FIG3_RATIOS} for d in range(1, 6)}
     stats = {"our_ratios": {_ratio_text(r): v for r, v in ours.items()}, "losses": rows, "grain": grains,
-             "options": FIG3_OPTIONS, "checks": checks}
+             "extras": {"content_colors": "painting", "flat_smoothing": FIG3_EXTRAS[1].flat}, "checks": checks}
 
     w = panel_width(ctx.size)
     aspect = photo.shape[-2] / photo.shape[-1]
@@ -324,8 +345,8 @@ def figure3(ctx: _Context) -> FigureOutput:
         "structure; to the right the photograph dominates, to the left the painting. Two departures from the "
         "paper's eq. 7, in every panel (they weigh with alpha, so they matter to the right): the content "
         "target is the photo with its colours mapped to the painting's mean and covariance "
-        "(content_colors='painting'), and the smoothing term counts "
-        f"{1 + FIG3_OPTIONS['flat_smoothing']:.0f}x where the photo is flat (flat_smoothing). With the paper's loss "
+        "(figures.PaintingColors), and the smoothing term counts "
+        f"{1 + FIG3_EXTRAS[1].flat:.0f}x where the photo is flat (figures.FlatSmoothing). With the paper's loss "
         "those columns keep a lattice of small coloured specks in the sky: the style term repaints the sky in the "
         "painting's colours, and the specks give relu4_2 back the photo's sky there (benchmarks/PAPER_RATIO.md, "
         "third to sixth parts; notebook 04). "
@@ -334,7 +355,7 @@ def figure3(ctx: _Context) -> FigureOutput:
     return FigureOutput(fig, caption, stats)
 
 
-def figure_layers(ctx: _Context) -> FigureOutput:
+def figure_layers(ctx: FigureContext) -> FigureOutput:
     """2016 paper (Sec. 3.2): content matched at conv2_2 against conv4_2."""
     import matplotlib.pyplot as plt
 
@@ -369,7 +390,7 @@ def figure_layers(ctx: _Context) -> FigureOutput:
     return FigureOutput(fig, caption, stats)
 
 
-def figure_init(ctx: _Context) -> FigureOutput:
+def figure_init(ctx: FigureContext) -> FigureOutput:
     """2016 paper (Sec. 3.4): the start of gradient descent: content, style, or white noise."""
     import matplotlib.pyplot as plt
 
@@ -406,144 +427,10 @@ def figure_init(ctx: _Context) -> FigureOutput:
     return FigureOutput(fig, caption, stats)
 
 
-_MAKERS: dict[str, Callable[[_Context], FigureOutput]] = {
-    "fig1": figure1, "fig2": figure2, "fig3": figure3, "layers": figure_layers, "init": figure_init,
+#: The figures, in order: what makes each, and how many runs it takes (for the progress bar).
+MAKERS: dict[str, tuple[Callable[[FigureContext], FigureOutput], int]] = {
+    "fig1": (figure1, 10), "fig2": (figure2, len(_FIG2)), "fig3": (figure3, 5 * len(FIG3_RATIOS)),
+    "layers": (figure_layers, 2), "init": (figure_init, 4),
 }
-_RUNS = {"fig1": 10, "fig2": len(_FIG2), "fig3": 5 * len(FIG3_RATIOS), "layers": 2, "init": 4}
-
-
-def make_figures(
-    out: str | Path = "figures",
-    only: Sequence[str] = FIGURES,
-    size: int | None = None,
-    steps: int | None = None,
-    preset: str | None = None,
-    device: str | torch.device | None = None,
-    pooling: str = "avg",
-    optimizer: str = "lbfgs",
-    init: str = "noise",
-    seed: int = 0,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Make the paper's figures: ``out/<name>.png``, ``out/<name>.txt`` and ``out/stats.json``.
-
-    Args:
-        out: output folder (created).
-        only: which of ``FIGURES`` to make.
-        size, steps: override the preset's image size (long edge, px) and evaluations per run.
-        preset: ``"gpu"``, ``"cpu"`` or ``"smoke"`` (see ``PRESETS``); default ``default_preset(device)``.
-        device: where to run; ``None`` picks CUDA, MPS, then CPU.
-        pooling: the paper's ``"avg"`` (after normalising with max pooling), or ``"max"``.
-        optimizer: ``"lbfgs"`` (the paper) or ``"adam"``.
-        init: where the transfers of Fig. 2, 3 and the layer figure start (the paper: noise).
-        seed: white-noise seed.
-        progress: show progress bars (one over runs, one per run).
-
-    Returns:
-        The statistics written to ``stats.json`` (existing entries for figures
-        not made this time are kept).
-    """
-    import matplotlib.pyplot as plt
-
-    unknown = [name for name in only if name not in _MAKERS]
-    if unknown:
-        raise ValueError(f"Unknown figure(s) {', '.join(unknown)}; choose from {', '.join(FIGURES)}")
-    preset = preset or default_preset(device)
-    if preset not in PRESETS:
-        raise ValueError(f"Unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
-    size = size or PRESETS[preset].size
-    steps = steps or PRESETS[preset].steps
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    vgg = figure_network(device, pooling=pooling)
-    stats_path = out / "stats.json"
-    stats: dict[str, Any] = json.loads(stats_path.read_text()) if stats_path.exists() else {}
-    bar = progress_bar(sum(_RUNS[name] for name in only), "figures (runs)", progress, unit="run")
-    options = {"steps": steps, "extractor": vgg, "optimizer": optimizer, "seed": seed, "progress": progress}
-    interrupted = _interrupts()
-
-    def tick(runs: int) -> None:
-        bar.update(runs)
-        if interrupted.seen:  # the engine ended that run at Ctrl-C and kept its picture; end the figures too
-            raise KeyboardInterrupt
-
-    ctx = _Context(size=size, steps=steps, vgg=vgg, options=options, init=init, tick=tick)
-    try:
-        for name in only:
-            bar.set_postfix_str(name)
-            start = time.perf_counter()
-            made = _MAKERS[name](ctx)
-            made.figure.savefig(out / f"{name}.png", dpi=100, bbox_inches="tight")
-            plt.close(made.figure)
-            (out / f"{name}.txt").write_text(made.caption + "\n")
-            stats[name] = {**made.stats, "settings": {
-                "size": size, "steps": steps, "device": str(device_of(vgg)), "pooling": pooling,
-                "optimizer": optimizer, "init": init, "seed": seed, "normalized": True,
-                "tv_weight": NORMALISED_TV_WEIGHT,
-                "ratio_factor": paper_ratio(1.0, size), "seconds": round(time.perf_counter() - start, 1)}}
-            stats_path.write_text(json.dumps(stats, indent=1, default=float) + "\n")
-    finally:
-        bar.close()
-        interrupted.restore()
-    return stats
-
-
-class _interrupts:
-    """Notes Ctrl-C while the figures run (main thread only), then raises as Python does.
-
-    The engine catches the ``KeyboardInterrupt`` to return its best image; ``make_figures`` checks
-    ``seen`` after each run so that Ctrl-C ends all 37 runs, not one. ``restore`` puts back the
-    previous SIGINT handler (the only process-wide change, for the duration of ``make_figures``).
-    """
-
-    def __init__(self) -> None:
-        self.seen = False
-        self.previous = None
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._note)
-
-    def _note(self, signum: int, frame: Any) -> None:
-        self.seen = True
-        signal.default_int_handler(signum, frame)
-
-    def restore(self) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-
-
-# ------------------------------------------------------------------ command line
-
-
-def _cli(args: Any) -> int:
-    import matplotlib
-
-    matplotlib.use("Agg")  # this process only writes files
-    only = [name.strip() for name in args.only.split(",") if name.strip()]
-    if args.weights != "caffe":
-        raise ValueError("The figures use the paper's normalised Caffe VGG-19; leave --weights at caffe")
-    stats = make_figures(args.out, only=only, size=args.size, steps=args.steps, preset=args.preset,
-                         device=args.device, pooling=args.pooling, optimizer=args.optimizer, init=args.init or "noise",
-                         seed=args.seed)
-    for name in only:
-        for check, value in stats[name].get("checks", {}).items():
-            shown = f"{value:.1f}" if isinstance(value, float) else ("yes" if value else "NO")
-            print(f"{name}: {check}: {shown}")
-    print(f"wrote {', '.join(f'{n}.png' for n in only)}, captions and stats.json to {args.out}")
-    return 0
-
-
-def add_cli(subparsers: Any, add_common: Callable[..., None]) -> None:
-    """Add ``figures`` to the command line (``cli.build_parser`` calls this)."""
-    p = subparsers.add_parser(
-        "figures", help="make the paper's figures (PNG + caption + stats.json)",
-        description="Make the figures of Gatys et al. with the paper's normalised network and average pooling. "
-                    "Size and steps follow the device unless given: " +
-                    ", ".join(f"{k}: {v.size} px, {v.steps} steps" for k, v in PRESETS.items()) +
-                    ". --init sets the start of the transfers (Fig. 2, 3, layers); --normalize is implied.",
-    )
-    p.add_argument("--out", default="figures", help="output folder (default figures/)")
-    p.add_argument("--only", default=",".join(FIGURES), help=f"comma-separated subset of {','.join(FIGURES)}")
-    p.add_argument("--preset", choices=list(PRESETS), default=None, help="default: gpu on CUDA, else cpu")
-    add_common(p, size=None, steps=None, size_help="long edge in px (default: the preset's)",
-               steps_help="evaluations per run (default: the preset's)")
-    p.set_defaults(run=_cli)
+#: The figures ``figure_files.make_figures`` can make, in order.
+FIGURES: tuple[str, ...] = tuple(MAKERS)

@@ -2,7 +2,7 @@
 
 ``StyleLab`` (``widgets``) is the screen; this module is what it runs. A
 ``LabRunner`` takes ``LabSettings`` (one run's settings, checked with a
-``LabError`` that says what to change), runs ``optimize.transfer`` and keeps
+``LabError`` that says what to change), runs ``tasks.transfer`` and keeps
 every finished run as a ``LabRun``. It reports to a view through five methods
 (``started``, ``progressed``, ``finished``, ``failed``, ``idle``), so it can be
 driven and tested without a browser.
@@ -38,9 +38,16 @@ import torch
 from torch import Tensor
 
 from .balance import DEFAULT_TV_WEIGHT, Preset, balanced_ratio
+from .color import KeepColors
+from .control import Blend, Guided
 from .features import LAYER_NAMES, STYLE_LAYERS, min_size, paper_name, pick_device
 from .images import load_image
-from .optimize import Progress, Result, transfer
+from .objective import Extra, Style
+from .optimize import Progress, Result
+from .smoothing import Smoothing
+from .speed import cached_network
+from .style_statistics import Statistic
+from .tasks import transfer
 
 __all__ = ["LabError", "LabRun", "LabRunner", "LabSettings", "LabView", "lab_preset"]
 
@@ -54,12 +61,13 @@ def lab_preset(device: str | torch.device | None = None, smoke: bool | None = No
     if smoke is None:
         smoke = os.environ.get("NST_SMOKE") == "1"
     if smoke:
-        return Preset(32, 3, "smoke")  # relu5_1 needs >= 16 px per side: 32x24 is enough
+        return Preset(32, 3, "smoke", "quick")  # relu5_1 needs >= 16 px per side: 32x24 is enough
     if device.type == "cuda":
         return Preset(512, 300, "gpu")  # the paper's 512 px; 300 evaluations (Options.steps), fewer than the notebooks' 500: many short runs
     if device.type == "mps":
         return Preset(256, 150, "mps")
-    return Preset(128, 100, "cpu")  # from the photo (balance.QUICK_BELOW); 0.1-0.5 s per step on a laptop CPU (measured): a run in under a minute
+    # the quick recipe (from the photo, balance.RECIPES); 0.1-0.5 s per step on a laptop CPU (measured): under a minute
+    return Preset(128, 100, "cpu", "quick")
 
 
 @dataclass(frozen=True)
@@ -86,33 +94,37 @@ class LabSettings:
     second_where: str = "blend"  # "blend": both everywhere; "halves": the first above, the second below
 
     def transfer_kwargs(self) -> dict:
-        """Keyword arguments for ``optimize.transfer``.
+        """Keyword arguments for ``tasks.transfer``, but the painting and the network (``style_term``, the runner).
 
         Note: the weights are normalised to sum 1, so the default (all equal)
         is the paper's w_l = 1/N and the overall style weight does not change
         when layers are switched on or off.
         """
         total = sum(self.layer_weights)
+        extras: list[Extra] = [Smoothing(self.tv_weight)] if self.tv_weight else []
+        extras += [KeepColors(self.preserve_color)] if self.preserve_color else []
         return {
             "alpha": self.ratio, "beta": 1.0, "content_layer": self.content_layer,
             "style_layers": list(self.style_layers),
             "layer_weights": {k: v / total for k, v in zip(self.style_layers, self.layer_weights, strict=True)},
-            "pooling": self.pooling, "init": self.init, "optimizer": self.optimizer,
-            "steps": self.steps, "seed": self.seed, "tv_weight": self.tv_weight,
-            "style_statistic": self.statistic, "preserve_color": self.preserve_color,
+            "extras": extras, "init": self.init, "optimizer": self.optimizer, "steps": self.steps, "seed": self.seed,
         }
 
-    def painting_kwargs(self, hw: tuple[int, int]) -> dict:
-        """With a second painting: its share (``style_weights``), or the two halves' masks (``masks``)."""
-        if self.second_style is None:
-            return {}
+    def style_term(self, first: Tensor, second: Tensor | None, hw: tuple[int, int]) -> Tensor | Style:
+        """What ``transfer`` takes for the painting(s) of a result of ``hw`` pixels: one painting, another statistic
+        of it, or two paintings blended or one on each half (``control``)."""
+        if second is None:
+            return first if self.statistic == "gram" else Statistic(first, self.statistic)
+        if self.statistic != "gram":
+            raise LabError("A second painting works with the Gram matrix only: set the statistic back to gram, "
+                           "or remove the second painting.")
         if not 0 <= self.second_share <= 1:
             raise LabError(f"The second painting's share must be between 0 and 1, not {self.second_share}.")
         if self.second_where == "halves":
             top = torch.zeros(hw)
             top[: hw[0] // 2] = 1
-            return {"masks": [top, 1 - top]}
-        return {"style_weights": [1 - self.second_share, self.second_share]}
+            return Guided([first, second], [top, 1 - top])
+        return Blend([first, second], [1 - self.second_share, self.second_share])
 
     def check(self) -> None:
         """A ``LabError`` saying what to change if these settings cannot run."""
@@ -264,12 +276,13 @@ class LabRunner:
             content = load_image(self.source(settings.content), settings.size)
             style = load_image(self.source(settings.style), settings.size)
             settings.check_sizes(content, style)
-            extra = settings.painting_kwargs(tuple(content.shape[-2:]))
-            if settings.second_style is not None:
-                style = [style, load_image(self.source(settings.second_style), settings.size)]
+            second = None if settings.second_style is None else load_image(self.source(settings.second_style),
+                                                                            settings.size)
+            painting = settings.style_term(style, second, tuple(content.shape[-2:]))
+            network = cached_network(self.weights, settings.pooling, str(self.device), False)
             self._live = {"step": [], "content": [], "style": []}
             self._started, self._last_draw = time.perf_counter(), 0.0
-            result = transfer(content, style, **settings.transfer_kwargs(), **extra, weights=self.weights, device=self.device,
+            result = transfer(content, painting, **settings.transfer_kwargs(), network=network,
                               callback=self._callback, every=max(1, settings.steps // 100), progress=False)
             run = LabRun(len(self.history) + 1, settings, result)
             self.history.append(run)

@@ -5,7 +5,6 @@
 * ``transfers``: Fig. 2 (one photo, several paintings).
 * ``ratio_grid``: Fig. 3 (style-layer subsets by alpha/beta ratios).
 * ``coarse_to_fine``: a transfer in passes of growing size, each from the last.
-* ``transfer_batch``: many transfers of one pair at once (Adam: one batch, exact).
 """
 
 from __future__ import annotations
@@ -14,19 +13,18 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import torch
 from torch import Tensor
 
-from .balance import default_beta, default_init, default_tv_weight
+from .balance import default_beta, recipe
 from .features import STYLE_LAYERS
 from .images import as_batch, resize
 from .memory import check_fits
-from .objective import check_weighting, content_targets, initial_image, objective, style_targets, term_scales
-from .optimize import Options, Result, optimize_image, reconstruct_content, synthesize_texture, transfer
-from .speed import device_of, prepare_network
+from .objective import term_scales
+from .optimize import Options, Result
+from .speed import device_of
+from .tasks import reconstruct_content, synthesize_texture, transfer
 
-__all__ = ["coarse_to_fine", "content_reconstructions", "ratio_grid", "style_reconstructions", "transfer_batch",
-           "transfers"]
+__all__ = ["coarse_to_fine", "content_reconstructions", "ratio_grid", "style_reconstructions", "transfers"]
 
 
 def content_reconstructions(image: Tensor, layers: Sequence[str] = STYLE_LAYERS, **options: Any) -> dict[str, Result]:
@@ -100,7 +98,7 @@ def coarse_to_fine(
             quarter, so (256, 512) with the default split takes ~5/8 of the
             time of ``steps`` evaluations at 512 px.
         alpha, beta: as for ``transfer``, for the final size (``beta=None``: balanced there).
-        **kwargs: everything else ``transfer`` takes (layers, ``tv_weight``, ``Options``).
+        **kwargs: everything else ``transfer`` takes (layers, ``extras``, ``recipe``, ``Options``).
 
     Returns:
         One ``Result``: the last pass's image, the passes' histories joined (losses
@@ -120,19 +118,18 @@ def coarse_to_fine(
         raise ValueError(f"scale_steps needs one positive count per scale {scales}; got {scale_steps}")
     content_image = as_batch(content_image, "content_image")
     style_image = as_batch(style_image, "style_image")
-    first_init = kwargs.pop("init", default_init(scales[-1]))
+    first_init = kwargs.pop("init", recipe(kwargs.get("recipe", "paper")).init)
     start = time.perf_counter()
     long_edge = max(content_image.shape[-2:])
     final_hw = _scale_shape(content_image, scales[-1] / long_edge)
-    where = Options(**{k: kwargs[k] for k in ("device", "extractor", "weights", "pooling", "normalize") if k in kwargs})
+    vgg = Options(network=kwargs.get("network")).vgg()
     # The last pass must fit: know it before any work, the measurement of beta's scales included.
-    check_fits(*final_hw, device=where.run_device(), optimizer=kwargs.get("optimizer", "lbfgs"),
+    check_fits(*final_hw, device=device_of(vgg), optimizer=kwargs.get("optimizer", "lbfgs"),
                content_layer=kwargs.get("content_layer", "relu4_2"), style_layers=kwargs.get("style_layers", STYLE_LAYERS))
     if beta is None:  # as transfer's, for the final size and this network
-        beta = default_beta(scales[-1], alpha, first_init,
-                            term_scales(where.network(), resize(content_image, final_hw), style_image,
-                                        kwargs.get("content_layer", "relu4_2"), kwargs.get("style_layers", STYLE_LAYERS),
-                                        kwargs.get("layer_weights")))
+        beta = default_beta(scales[-1], alpha, kwargs.get("recipe", "paper"),
+                            term_scales(vgg, style_image, kwargs.get("content_layer", "relu4_2"),
+                                        kwargs.get("style_layers", STYLE_LAYERS), kwargs.get("layer_weights")))
     history: dict[str, list[float]] = {}
     done: list[int] = []
     result: Result | None = None
@@ -157,114 +154,3 @@ def coarse_to_fine(
     return Result(image=image, history=history, steps=sum(done), seconds=time.perf_counter() - start,
                   settings=settings, stopped=result.stopped,
                   best_step=offset + result.best_step if result.best_step else 0)
-
-
-_BATCH_KEYS = ("alpha", "beta", "style_layers", "layer_weights")
-
-
-def transfer_batch(
-    content_image: Tensor,
-    style_image: Tensor,
-    runs: Sequence[Mapping[str, Any]],
-    content_layer: str = "relu4_2",
-    batch_size: int | None = None,
-    tv_weight: float | None = None,
-    **options: Any,
-) -> list[Result]:
-    """Many transfers of one photo and one painting that differ in alpha, beta or style layers.
-
-    For the figures that need many independent runs of the same size (Fig. 3:
-    style-layer subsets by alpha/beta ratios). With Adam, the runs are
-    optimised together as one batch: the losses are summed over the batch
-    (each image's gradient is its own), each image's loss is scaled by its own
-    starting value, and Adam's update is per pixel, so each image follows
-    exactly the path it would alone (up to float rounding). On a GPU one
-    batch keeps the device busy where a single 256 px image does not; on a
-    CPU the convolutions already run at the machine's limit, so it is about
-    as fast as one after another.
-
-    With L-BFGS the runs are done one after another (``transfer`` for each):
-    L-BFGS keeps a curvature history and takes line-search steps for the whole
-    parameter vector, so a batch would couple the images. Making it exact
-    needs a history and a line search per image, each stopping at its own
-    evaluation count; we keep it sequential instead.
-
-    Args:
-        content_image, style_image: as for ``transfer``.
-        runs: one mapping per run with any of ``alpha``, ``beta``,
-            ``style_layers``, ``layer_weights`` (defaults as in ``transfer``).
-        content_layer: shared by all runs.
-        batch_size: at most this many images per batch (memory); default all.
-        tv_weight: the smoothing term, shared by all runs (as for ``transfer``).
-        **options: see ``Options``; the same for all runs (same seed: the
-            same starting noise for every run, as when run one by one). With
-            a ``callback`` (a live preview) the runs go one by one too.
-
-    Returns:
-        One ``Result`` per run, in order; ``seconds`` is each run's share of
-        its batch's wall time.
-    """
-    size = max(content_image.shape[-2:])
-    o = Options.from_kwargs({"init": default_init(size), **options})  # as ``transfer``: the start by size
-    if tv_weight is None:  # as transfer's: carried to the network by its measured content scale
-        tv_weight = default_tv_weight(term_scales(o.network(), as_batch(content_image, "content_image"),
-                                                  as_batch(style_image, "style_image"), content_layer, STYLE_LAYERS,
-                                                  seed=o.seed)[0])
-    runs = [dict(run) for run in runs]
-    for run in runs:
-        unknown = sorted(set(run) - set(_BATCH_KEYS))
-        if unknown:
-            raise ValueError(f"Unknown run setting(s) {', '.join(unknown)}; use {', '.join(_BATCH_KEYS)}")
-    if o.optimizer != "adam" or o.callback is not None:  # exact batching needs a separable optimiser
-        return [transfer(content_image, style_image, content_layer=content_layer, tv_weight=tv_weight, **run, **options)
-                for run in runs]
-    content_image = as_batch(content_image, "content_image")
-    style_image = as_batch(style_image, "style_image")
-    size = batch_size or len(runs)
-    results: list[Result] = []
-    for first in range(0, len(runs), size):
-        results += _transfer_chunk(content_image, style_image, runs[first:first + size], content_layer, o, tv_weight)
-    return results
-
-
-def _transfer_chunk(content: Tensor, style: Tensor, runs: list[dict[str, Any]], content_layer: str,
-                    options: Options, tv_weight: float) -> list[Result]:
-    start = time.perf_counter()
-    settings = []
-    shared = {**options.summary(), "size": list(content.shape[-2:]), "batched": len(runs)}
-    for run in runs:
-        run.setdefault("alpha", 1.0)
-        run.setdefault("beta", default_beta(max(content.shape[-2:]), run["alpha"], options.init))
-        run["style_layers"] = list(run.get("style_layers", STYLE_LAYERS))
-        check_weighting(run["alpha"], run["beta"], run["style_layers"], run.get("layer_weights"))
-        settings.append({"task": "transfer", "alpha": run["alpha"], "beta": run["beta"], "content_layer": content_layer,
-                         "tv_weight": tv_weight,
-                         "style_layers": run["style_layers"], "layer_weights": run.get("layer_weights"), **shared})
-    union = list(dict.fromkeys(layer for run in runs for layer in run["style_layers"]))
-    check_fits(*content.shape[-2:], device=options.run_device(), optimizer=options.optimizer, batch=len(runs),
-               content_layer=content_layer, style_layers=union)  # the whole batch, before any work
-    vgg = options.network()
-    device = device_of(vgg)
-    channels_last = prepare_network(vgg)
-    weights = {}
-    for layer in union:  # (B,): w_l of each run (checked above), 0 where a run does not use the layer
-        column = [
-            float((run.get("layer_weights") or {}).get(layer, 1.0 / len(run["style_layers"])))
-            if layer in run["style_layers"] else 0.0
-            for run in runs
-        ]
-        weights[layer] = torch.tensor(column, device=device)
-    p = content_targets(vgg, content, [content_layer], options.precision)
-    a = style_targets(vgg, style, union, tuple(content.shape[-2:]), options.precision)
-    alpha = torch.tensor([float(run["alpha"]) for run in runs], device=device)
-    beta = torch.tensor([float(run["beta"]) for run in runs], device=device)
-    loss = objective(vgg, p, a, alpha, beta, weights, options.precision, channels_last, per_image=True,
-                     tv_weight=tv_weight)
-    x0 = initial_image(options.init, (1, *content.shape[1:]), options.seed, options.noise_std, content, style)
-    x0 = x0.expand(len(runs), -1, -1, -1).contiguous().to(device)  # the same start for every run, as alone
-    results = optimize_image(loss, x0, options, settings, description=f"transfer x{len(runs)}")
-    assert isinstance(results, list)  # per-image settings: always a list, even when stopped before any evaluation
-    seconds = time.perf_counter() - start
-    for result in results:
-        result.seconds = seconds / len(runs)
-    return results

@@ -29,22 +29,31 @@ forgets where each vector sits (notebook 06):
   matches whole one-dimensional distributions, not only their first two moments.
 
 ``style_statistic(features, kind)`` summarises the painting's responses once;
-``statistic_loss(features, target, kind)`` is one layer's loss against it, so
-the engine takes any of them through one argument
-(``synthesize_texture(..., style_statistic="sliced_w2")``, the same for ``transfer``).
-Each non-Gram loss is divided by N_l (a mean over channels); their units are not
-eq. 4's, so the alpha/beta balance of ``balance`` holds for ``"gram"`` only.
+``statistic_loss(features, target, kind)`` is one layer's loss against it. ``Statistic`` is the
+style term that matches one of them, for the engine:
+``synthesize_texture(Statistic(painting, "sliced_w2"))``, the same for ``transfer``.
+Each non-Gram loss is divided by N_l (a mean over channels); their units are not eq. 4's, so
+``Statistic`` scales its term to equal the Gram's at the start image (``gram_units``): the same
+alpha/beta then gives a comparable balance whichever statistic is matched.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from .features import VGG19Features
+from .images import as_batch
+from .losses import style_loss
+from .objective import Style, features_of, style_targets
+
 __all__ = [
     "STATISTICS",
+    "Statistic",
     "check_statistic",
     "feature_covariance",
     "feature_mean",
@@ -230,3 +239,61 @@ def statistic_loss(features: Tensor, target: dict[str, Tensor], kind: str = "gra
     else:
         per_image = sliced_w2(_vectors(features), target["sorted"], target["directions"])
     return per_image.sum()
+
+
+@torch.no_grad()
+def gram_units(vgg: VGG19Features, image: Tensor, grams: Mapping[str, Tensor], targets: Mapping[str, Any],
+               kind: str, layer_weights: Mapping[str, float] | None = None) -> float:
+    """L_style with the Gram (eq. 5) over L_style with ``kind``, both at ``image``: the factor that puts
+    another statistic's style term in the Gram's units.
+
+    The statistics' losses differ by orders of magnitude (a Gram entry is a product of two
+    responses, a mean is one), so the same beta would weigh them very differently. Scaling
+    by this factor, measured at the start image of each run, makes their style terms equal
+    there: alpha/beta then means roughly the same balance whichever statistic is matched.
+    """
+    feats = vgg(image.float(), list(grams))
+    weights = layer_weights or {k: 1.0 / len(grams) for k in grams}
+    gram_part = float(style_loss(feats, grams, weights))
+    other = float(sum(weights[k] * statistic_loss(feats[k], t, kind) for k, t in targets.items()))
+    if not other > 0:
+        raise ValueError(f"the start image already matches the painting's {kind!r} statistics: start elsewhere")
+    return gram_part / other
+
+
+@dataclass(frozen=True, eq=False)
+class Statistic(Style):
+    """A style term that matches another statistic of one painting's responses than the Gram (eq. 5 with
+    ``statistic_loss`` for E_l), in the Gram's units (``gram_units`` at the start image; ``settings["style_scale"]``)."""
+
+    painting: Tensor
+    kind: str = "mean_std"
+    layer_weights: Mapping[str, float] | None = None  # only for the units; the run's layer_weights weigh the loss
+
+    def __post_init__(self) -> None:
+        check_statistic(self.kind)
+        object.__setattr__(self, "painting", as_batch(self.painting, "style_image"))
+
+    @property
+    def paintings(self) -> tuple[Tensor, ...]:  # type: ignore[override]
+        return (self.painting,)
+
+    def targets(self, vgg: VGG19Features, layers: Sequence[str], start: Tensor, precision: str) -> dict[str, Any]:
+        summaries = {k: style_statistic(f, self.kind) for k, f in features_of(vgg, self.painting, layers, precision).items()}
+        if self.kind == "gram":
+            return {k: {**t, "scale": 1.0} for k, t in summaries.items()}
+        grams = style_targets(vgg, self.painting, layers, tuple(start.shape[-2:]), precision)
+        scale = gram_units(vgg, start.to(grams[layers[0]].device), grams, summaries, self.kind, self.layer_weights)
+        return {k: {**t, "scale": scale} for k, t in summaries.items()}
+
+    def loss(self, features: Mapping[str, Tensor], targets: Mapping[str, Any],
+             layer_weights: Mapping[str, float] | None) -> Tensor:
+        weights = layer_weights or {k: 1.0 / len(targets) for k in targets}
+        return sum(weights[k] * t["scale"] * statistic_loss(features[k], t, self.kind) for k, t in targets.items())
+
+    def with_paintings(self, paintings: Sequence[Tensor]) -> Statistic:
+        return Statistic(paintings[0], self.kind, self.layer_weights)
+
+    def settings(self, targets: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        scale = {"style_scale": next(iter(targets.values()))["scale"]} if targets else {}
+        return {"style_statistic": self.kind, **scale}

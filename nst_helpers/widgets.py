@@ -28,12 +28,14 @@ import torch
 from torch import Tensor
 
 from .balance import DEFAULT_TV_WEIGHT, default_tv_weight
-from .features import LAYER_NAMES, STYLE_LAYERS, paper_name
+from .features import LAYER_NAMES, STYLE_LAYERS, paper_name, pick_device
 from .images import SAMPLES, load_image, save_image, to_pil
 from .lab import LabError, LabRun, LabRunner, LabSettings, lab_preset
 from .memory import available, estimate
-from .optimize import Progress, transfer
+from .optimize import Progress
 from .plotting import loss_svg
+from .speed import cached_network
+from .tasks import transfer
 
 __all__ = ["StyleLab"]
 
@@ -120,7 +122,7 @@ class StyleLab:
                                       readout_format=".1e", style=_LABEL, layout=w.Layout(width="460px"),
                                       continuous_update=False)
         # The raw Caffe network's smoothing (balance.default_tv_weight); off for other weights, whose measured
-        # default depends on the images (objective.term_scales): transfer(tv_weight=None) gives it outside the lab.
+        # default depends on the images (objective.term_scales): transfer's Smoothing() gives it outside the lab.
         tv = default_tv_weight() if self.weights == "caffe" else 0.0
         self.tv_weight = w.FloatLogSlider(value=tv or DEFAULT_TV_WEIGHT, base=10, min=0, max=7, step=0.25,
                                           description="smoothness", readout_format=".1e", style=_LABEL,
@@ -446,7 +448,8 @@ class StyleLab:
             size = self.preset.size
             noise = torch.rand(1, 3, round(size * 0.75), size, generator=torch.Generator().manual_seed(0))
             times: list[float] = []
-            transfer(noise, noise, alpha=1e-2, beta=1.0, steps=3, weights=self.weights, device=self.device,
+            network = cached_network(self.weights, "avg", str(pick_device(self.device)), False)
+            transfer(noise, noise, alpha=1e-2, beta=1.0, steps=3, network=network,
                      progress=False, every=1, callback=lambda _: times.append(time.perf_counter()))
             if self._step_seconds_per_pixel is None and len(times) >= 2:
                 per_step = (times[-1] - times[0]) / (len(times) - 1)

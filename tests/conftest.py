@@ -77,6 +77,13 @@ def random_vgg():
 
 
 @pytest.fixture
+def small_run(caffe_vgg) -> dict:
+    """Options for a short run on the raw Caffe VGG-19 (the reference network: ``term_scales`` is (1, 1), so
+    the defaults are the balance's own numbers), without a progress bar."""
+    return {"network": caffe_vgg, "progress": False}
+
+
+@pytest.fixture
 def pair(smooth_image) -> tuple[torch.Tensor, torch.Tensor]:
     """A 40x48 'photo' (``smooth_image``) and a 32x32 'painting' with different statistics."""
     g = torch.Generator().manual_seed(1)

@@ -28,17 +28,37 @@ def test_balanced_ratio_and_default_beta_are_the_measured_anchor():
     assert balanced_ratio(2 * balance.REFERENCE_SIZE) == pytest.approx(balance.BALANCED_RATIO / 4)
     assert default_beta(256) == pytest.approx(1 / balanced_ratio(256))
     assert 3.0 / default_beta(512, alpha=3.0) == pytest.approx(balanced_ratio(512))  # alpha/beta, whatever alpha
-    assert 3.0 / default_beta(128, alpha=3.0, init="noise") == pytest.approx(balanced_ratio(128))
+    assert 3.0 / default_beta(128, alpha=3.0, recipe_name="paper") == pytest.approx(balanced_ratio(128))
 
 
-def test_small_images_start_from_the_photo_with_more_content():
-    """Below QUICK_BELOW (256 px) noise leaves the photo unreadable: start from it, at quick_ratio."""
-    assert balance.QUICK_BELOW == balance.REFERENCE_SIZE
-    assert [balance.default_init(s) for s in (128, 255, 256, 512)] == ["content", "content", "noise", "noise"]
-    assert balance.default_ratio(128) == pytest.approx(balance.QUICK_FACTOR * balanced_ratio(128))
-    assert balance.default_ratio(128, "noise") == pytest.approx(balanced_ratio(128))  # the paper's start: the rule
-    assert balance.default_ratio(512, "content") == pytest.approx(balanced_ratio(512))  # large: the rule, any start
-    assert default_beta(128) == pytest.approx(1 / balance.default_ratio(128))
+def test_no_size_switch_the_recipe_alone_sets_the_start_and_the_balance():
+    """The paper's recipe at every size (white noise, the size rule); "quick" from the photo with QUICK_FACTOR
+    more content, at every size too: no threshold changes either."""
+    assert balance.recipe("paper") == balance.Recipe(init="noise", content_factor=1.0)
+    assert balance.recipe("quick") == balance.Recipe(init="content", content_factor=balance.QUICK_FACTOR)
+    assert set(balance.RECIPES) == {"paper", "quick"}
+    for size in (64, 128, 255, 256, 512, 1024):
+        assert balance.default_ratio(size) == pytest.approx(balanced_ratio(size))
+        assert balance.default_ratio(size, "quick") == pytest.approx(balance.QUICK_FACTOR * balanced_ratio(size))
+        assert default_beta(size, 2.0, "quick") == pytest.approx(2.0 / (balance.QUICK_FACTOR * balanced_ratio(size)))
+    assert not hasattr(balance, "QUICK_BELOW") and not hasattr(balance, "default_init")
+
+
+def test_an_unknown_recipe_names_the_recipes():
+    with pytest.raises(ValueError, match="Unknown recipe 'fast'; use one of paper, quick"):
+        balance.recipe("fast")
+    with pytest.raises(ValueError, match="Unknown recipe"):
+        default_beta(128, recipe_name="noise")  # the old init name is not a recipe
+    with pytest.raises(ValueError, match="Unknown recipe 'fast'"):
+        balance.Preset(128, 100, recipe="fast")
+
+
+def test_a_preset_follows_its_recipe():
+    paper, quick = balance.Preset(128, 300), balance.Preset(128, 100, "cpu", recipe="quick")
+    assert paper.init == "noise" and quick.init == "content"
+    assert paper.ratio == pytest.approx(balanced_ratio(128))
+    assert quick.ratio == pytest.approx(balance.QUICK_FACTOR * balanced_ratio(128))
+    assert quick.ratio_at(256) == pytest.approx(balance.QUICK_FACTOR * balanced_ratio(256))
 
 
 def test_paper_ratio_maps_the_papers_ratios_for_the_normalised_network():
@@ -63,7 +83,7 @@ def test_the_rule_is_written_once():
 def test_defaults_carry_to_another_network_by_its_term_scales():
     assert balance.default_tv_weight() == balance.DEFAULT_TV_WEIGHT  # the raw network's
     assert balance.default_tv_weight(1e-5) == pytest.approx(1e-5 * balance.DEFAULT_TV_WEIGHT)
-    raw = balance.default_beta(256, 1.0, "noise")
+    raw = balance.default_beta(256, 1.0, "paper")
     assert raw == 1.0 / balance.balanced_ratio(256)
     # content 1e-5, style 1e-9 of the raw network's: beta x 1e4 keeps alpha L_content : beta L_style
-    assert balance.default_beta(256, 1.0, "noise", (1e-5, 1e-9)) == pytest.approx(1e4 * raw)
+    assert balance.default_beta(256, 1.0, "paper", (1e-5, 1e-9)) == pytest.approx(1e4 * raw)

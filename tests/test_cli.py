@@ -15,12 +15,12 @@ from nst_helpers.cli import main
 
 @pytest.fixture
 def transfer_calls(monkeypatch):
-    """Every call the command makes to ``optimize.transfer``, as (style, keyword arguments); the run still happens."""
-    import nst_helpers.optimize as optimize
+    """Every call the command makes to ``tasks.transfer``, as (style, keyword arguments); the run still happens."""
+    import nst_helpers.tasks as tasks
 
     calls = []
-    real = optimize.transfer
-    monkeypatch.setattr(optimize, "transfer", lambda c, s, **kw: calls.append((s, kw)) or real(c, s, **kw))
+    real = tasks.transfer
+    monkeypatch.setattr(tasks, "transfer", lambda c, s, **kw: calls.append((s, kw)) or real(c, s, **kw))
     return calls
 
 
@@ -82,23 +82,27 @@ def test_tv_weight_option_reaches_the_engine(tmp_path, capsys):
     out = tmp_path / "paper.png"
     assert main(["transfer", str(content), str(style), "-o", str(out), "--size", "32", "--steps", "2",
                  "--device", "cpu", "--tv-weight", "0"]) == 0
-    assert "+ tv 0\n" in capsys.readouterr().out  # the paper's loss: no smoothness term
+    assert "+ tv" not in capsys.readouterr().out  # the paper's loss: no smoothness term
     assert main(["transfer", str(content), str(style), "-o", str(out), "--size", "32", "--steps", "2",
                  "--device", "cpu"]) == 0
-    assert "+ tv 0\n" not in capsys.readouterr().out  # the default adds it
+    assert "+ tv" in capsys.readouterr().out  # the default adds it
 
 
-def test_small_images_start_from_the_photo_unless_told(tmp_path, capsys, transfer_calls):
-    """Below 256 px white noise leaves the photo unreadable: the command starts from it, and says so."""
+def test_the_start_is_the_recipe_s_whatever_the_size(tmp_path, capsys, transfer_calls):
+    """No switch on size: the paper's white noise unless --recipe quick (the photo, more content) or --init says."""
     content, style = _images(tmp_path)
     args = ["transfer", str(content), str(style), "-o", str(tmp_path / "x.png"), "--size", "32", "--steps", "2",
             "--weights", "random", "--device", "cpu"]
     assert main(args) == 0
     kwargs = transfer_calls[-1][1]
-    assert kwargs["init"] == "content" and kwargs["beta"] is None  # beta: balance.default_beta for that start
-    assert "starting from the photo" in capsys.readouterr().err
-    assert main([*args, "--init", "noise"]) == 0  # the paper's start, when asked
-    assert transfer_calls[-1][1]["init"] == "noise" and "starting from the photo" not in capsys.readouterr().err
+    assert kwargs["recipe"] == "paper" and "init" not in kwargs and kwargs["beta"] is None
+    assert main([*args, "--recipe", "quick"]) == 0
+    assert transfer_calls[-1][1]["recipe"] == "quick"
+    assert "after 2 steps" in capsys.readouterr().out
+    assert main([*args, "--recipe", "quick", "--init", "noise"]) == 0  # an explicit start wins
+    assert transfer_calls[-1][1]["init"] == "noise"
+    with pytest.raises(SystemExit):
+        main([*args, "--recipe", "slow"])
 
 
 def _cli(*args: str, cwd) -> subprocess.CompletedProcess:
@@ -154,7 +158,9 @@ def test_preserve_color_reaches_the_engine(tmp_path, transfer_calls):
     out = tmp_path / "kept.png"
     assert main(["transfer", str(content), str(style), "-o", str(out), "--size", "32", "--steps", "2",
                  "--device", "cpu", "--preserve-color", "luminance"]) == 0
-    assert transfer_calls[-1][1]["preserve_color"] == "luminance" and out.exists()
+    extras = transfer_calls[-1][1]["extras"]
+    assert [type(e).__name__ for e in extras] == ["Smoothing", "KeepColors"] and extras[1].mode == "luminance"
+    assert out.exists()
     with pytest.raises(SystemExit):
         main(["transfer", str(content), str(style), "-o", str(out), "--preserve-color", "yes"])
 
@@ -172,20 +178,21 @@ def test_several_styles_are_blended_with_their_weights(tmp_path, transfer_calls)
     out = tmp_path / "blend.png"
     assert main(["transfer", str(content), str(style), str(content), "-o", str(out), "--size", "32", "--steps", "2",
                  "--device", "cpu", "--style-weights", "0.7,0.3"]) == 0
-    styles, kwargs = transfer_calls[-1]
-    assert len(styles) == 2 and kwargs["style_weights"] == [0.7, 0.3] and out.exists()
+    blend, _ = transfer_calls[-1]
+    assert type(blend).__name__ == "Blend" and len(blend.paintings) == 2 and list(blend.weights) == [0.7, 0.3]
+    assert out.exists()
     assert main(["transfer", str(content), str(style), str(content), "-o", str(out), "--size", "32",
                  "--style-weights", "1"]) == 2  # one weight for two paintings: a clear error, exit code 2
 
 
 def test_a_bug_shows_its_traceback_not_one_line(tmp_path, monkeypatch):
     """Only bad input and missing resources become one line; an engine bug must not hide behind 'error: ...'."""
-    import nst_helpers.optimize as optimize
+    import nst_helpers.tasks as tasks
 
     def broken(*args, **kwargs):
         raise TypeError("unsupported operand type(s) for +: 'Tensor' and 'NoneType'")
 
-    monkeypatch.setattr(optimize, "transfer", broken)
+    monkeypatch.setattr(tasks, "transfer", broken)
     content, style = _images(tmp_path)
     with pytest.raises(TypeError, match="unsupported operand"):
         main(["transfer", str(content), str(style), "-o", str(tmp_path / "x.png"), "--size", "32", "--steps", "2"])

@@ -1,4 +1,4 @@
-"""Colour preservation (Gatys et al. 2017): YIQ, luminance-only transfer, linear colour matching."""
+"""Colour preservation (Gatys et al. 2017): YIQ, luminance-only transfer, linear colour matching, KeepColors."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from nst_helpers import color, transfer
+from nst_helpers import Blend, Gram, KeepColors, Smoothing, color, transfer
 
 
 def image(seed: int, h: int = 40, w: int = 48) -> torch.Tensor:
@@ -43,31 +43,56 @@ def test_histogram_matching_gives_the_contents_mean_and_covariance():
                  rtol=1e-5, atol=1e-6)
 
 
-@pytest.fixture(scope="module")
-def tiny_vgg():
-    from nst_helpers import load_vgg19
-
-    return load_vgg19(weights="random", pooling="avg")
-
-
-def test_luminance_mode_returns_the_photos_chroma(tiny_vgg):
+def test_luminance_mode_returns_the_photos_chroma(random_vgg):
     photo, painting = image(5), image(6)
-    result = transfer(photo, painting, alpha=1.0, beta=1e3, steps=3, init="content", extractor=tiny_vgg,
-                      progress=False, preserve_color="luminance")
+    starts = []
+    result = transfer(photo, painting, alpha=1.0, beta=1e3, steps=3, init="content", network=random_vgg,
+                      progress=False, extras=[Smoothing(), KeepColors("luminance")],
+                      callback=lambda progress: starts.append(progress.image) if progress.step == 1 else None, every=1)
     chroma, photo_chroma = color.rgb_to_yiq(result.image)[:, 1:], color.rgb_to_yiq(photo)[:, 1:]
     assert_close(chroma, photo_chroma, rtol=0, atol=1e-5)  # everywhere: the luminance is limited, not RGB clamped
-    assert result.settings["preserve_color"] == "luminance"
+    assert result.settings["preserve_color"] == "luminance" and "tv" in result.history
+    # the run is on grey images: its start (the photo's luminance) has R = G = B
+    start = starts[0]
+    assert_close(start[:, 0], start[:, 1], rtol=0, atol=0)
+    assert_close(start[:, 1], start[:, 2], rtol=0, atol=0)
+    assert_close(start, color.luminance(photo).clamp(0, 1))
 
 
-def test_histogram_mode_runs_and_records_itself(tiny_vgg):
-    result = transfer(image(7), image(8), alpha=1.0, beta=1e3, steps=2, extractor=tiny_vgg, progress=False,
-                      preserve_color="histogram")
+def test_luminance_mode_prepares_grey_images_matched_to_the_photo():
+    photo, painting = image(5), image(6, 30, 36)
+    grey_photo, style = KeepColors("luminance").prepare(photo, Gram(painting))
+    assert_close(grey_photo, color.luminance(photo))
+    assert isinstance(style, Gram) and torch.equal(style.painting, color.match_luminance(painting, photo))
+    assert_close(KeepColors("luminance").start(photo), color.luminance(photo))
+
+
+def test_histogram_mode_gives_every_painting_the_photos_mean_and_covariance():
+    photo, paintings = image(7), [image(8, 30, 36), image(9)]
+    matched = [color.match_colors(p, photo) for p in paintings]
+    assert all(0 <= float(m.min()) and float(m.max()) <= 1 for m in matched)  # the clamp does not bite here
+    same_photo, style = KeepColors("histogram").prepare(photo, Blend(paintings, weights=[2, 1]))
+    assert same_photo is photo and isinstance(style, Blend) and style.weights == [2, 1]
+    c = photo.double().reshape(3, -1)
+    for p in style.paintings:
+        x = p.double().reshape(3, -1)
+        assert_close(x.mean(1), c.mean(1), rtol=1e-5, atol=1e-6)
+        assert_close(torch.cov(x, correction=0), torch.cov(c, correction=0), rtol=1e-4, atol=1e-6)
+    assert KeepColors("histogram").start(photo) is photo  # colour runs start where they would
+    assert KeepColors("histogram").finish(paintings[0], photo) is paintings[0]
+
+
+def test_histogram_mode_runs_and_records_itself(random_vgg):
+    result = transfer(image(7), image(8), alpha=1.0, beta=1e3, steps=2, network=random_vgg, progress=False,
+                      extras=[KeepColors("histogram")])
     assert result.settings["preserve_color"] == "histogram" and result.image.shape == (1, 3, 40, 48)
+    assert "tv" not in result.history and "tv_weight" not in result.settings  # extras replace the default
 
 
-def test_an_unknown_mode_is_refused():
-    with pytest.raises(ValueError, match="preserve_color must be None, 'luminance' or 'histogram'"):
-        transfer(image(9), image(10), steps=1, preserve_color="yes")
+@pytest.mark.parametrize("mode", ["yes", None])
+def test_an_unknown_mode_is_refused(mode):
+    with pytest.raises(ValueError, match="takes 'luminance' or 'histogram'"):
+        KeepColors(mode)
 
 
 def test_chroma_is_kept_even_where_the_luminance_would_overflow():

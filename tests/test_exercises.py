@@ -178,7 +178,7 @@ def test_gram_statistics_checks_on_a_texture_made_here(tiny_vgg):
     painting = torch.rand(1, 3, 32, 32, generator=gen).cumsum(-1) / 32  # a smooth, coloured "painting"
     start = white_noise(painting)
     layers = ["relu1_1", "relu2_1"]
-    made = synthesize_texture(painting, layers, steps=15, init=start, extractor=tiny_vgg)
+    made = synthesize_texture(painting, layers, steps=15, init=start, network=tiny_vgg)
     assert ex.check_statistics_matched(3, made, start, painting, layers, tiny_vgg)
     assert not ex.check_statistics_matched(3, start, start, painting, layers, tiny_vgg)
     assert ex.check_low_layers_matter(1, start, made, painting, tiny_vgg)

@@ -5,15 +5,21 @@ from __future__ import annotations
 import threading
 
 import pytest
+import torch
 
 from nst_helpers.balance import QUICK_FACTOR, Preset, balanced_ratio
+from nst_helpers.color import KeepColors
+from nst_helpers.control import Blend, Guided
 from nst_helpers.lab import LabError, LabRunner, LabSettings, lab_preset
+from nst_helpers.smoothing import Smoothing
+from nst_helpers.style_statistics import Statistic
 
 
 def test_presets_follow_the_device():
-    assert lab_preset("cpu", smoke=False) == Preset(128, 100, "cpu")
+    assert lab_preset("cpu", smoke=False) == Preset(128, 100, "cpu", "quick")
     assert lab_preset("cuda", smoke=False).size == 512  # the paper's size
-    assert lab_preset("cuda", smoke=True) == Preset(32, 3, "smoke")
+    assert lab_preset("cuda", smoke=False).recipe == "paper"
+    assert lab_preset("cuda", smoke=True) == Preset(32, 3, "smoke", "quick")
 
 
 def test_quick_presets_start_from_the_photo_with_more_content():
@@ -34,7 +40,9 @@ def test_settings_become_transfer_arguments():
     assert "conv1_1, conv3_1" in lines[3] and "1:3" in lines[3]  # the paper's names, unequal weights shown
     assert "conv1_1 … conv5_1" in LabSettings().describe()[3]
     assert LabSettings(tv_weight=0).describe()[-1] == "the paper's loss (no TV)"
-    assert LabSettings(tv_weight=0).transfer_kwargs()["tv_weight"] == 0
+    assert LabSettings(tv_weight=0).transfer_kwargs()["extras"] == []  # the paper's eq. 7
+    assert LabSettings(tv_weight=3e4).transfer_kwargs()["extras"] == [Smoothing(3e4)]
+    assert LabSettings(preserve_color="histogram").transfer_kwargs()["extras"][-1] == KeepColors("histogram")
 
 
 class RecordingView:
@@ -100,13 +108,19 @@ def test_the_runner_says_what_to_change_and_never_dies_silently(data_dir, monkey
 
 
 def test_a_second_painting_is_blended_by_its_share_or_placed_below():
-    assert LabSettings().painting_kwargs((8, 6)) == {}
-    assert LabSettings(second_style="the_scream", second_share=0.25).painting_kwargs((8, 6)) == {
-        "style_weights": [0.75, 0.25]}
-    masks = LabSettings(second_style="the_scream", second_where="halves").painting_kwargs((8, 6))["masks"]
-    assert float(masks[0][:4].min()) == 1 and float(masks[0][4:].max()) == 0 and bool(((masks[0] + masks[1]) == 1).all())
+    first, second = torch.rand(1, 3, 8, 6), torch.rand(1, 3, 8, 6)
+    assert LabSettings().style_term(first, None, (8, 6)) is first  # one painting: the paper's Gram term
+    assert isinstance(LabSettings(statistic="mean_std").style_term(first, None, (8, 6)), Statistic)
+    blend = LabSettings(second_style="the_scream", second_share=0.25).style_term(first, second, (8, 6))
+    assert isinstance(blend, Blend) and list(blend.weights) == [0.75, 0.25]
+    halves = LabSettings(second_style="the_scream", second_where="halves").style_term(first, second, (8, 6))
+    assert isinstance(halves, Guided)
+    top, bottom = halves.masks
+    assert float(top[:4].min()) == 1 and float(top[4:].max()) == 0 and bool(((top + bottom) == 1).all())
     with pytest.raises(LabError, match="between 0 and 1"):
-        LabSettings(second_style="the_scream", second_share=1.5).painting_kwargs((8, 6))
+        LabSettings(second_style="the_scream", second_share=1.5).style_term(first, second, (8, 6))
+    with pytest.raises(LabError, match="Gram matrix only"):
+        LabSettings(second_style="the_scream", statistic="mean_std").style_term(first, second, (8, 6))
 
 
 def test_a_failure_while_starting_a_run_does_not_refuse_every_later_run(data_dir):

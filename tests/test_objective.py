@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from nst_helpers import STYLE_LAYERS, content_loss, gram_matrix, style_loss, total_variation, white_noise
-from nst_helpers.objective import content_targets, initial_image, objective, style_targets
+from nst_helpers.objective import Extra, Gram, as_style, build, content_targets, initial_image, objective, style_targets
 
 
 def test_white_noise_is_the_papers_start_and_repeatable(smooth_image):
@@ -26,22 +26,88 @@ def test_initial_image_resizes_and_explains_what_is_missing(smooth_image):
         initial_image("style", smooth_image.shape, content=smooth_image)
 
 
-def test_objective_is_eq_7_plus_the_smoothing_term(random_vgg, pair):
+def test_objective_is_eq_7_and_its_parts_add_up_to_the_total(random_vgg, pair):
     content, style = pair
     image = white_noise(content)
     p = content_targets(random_vgg, content, ["relu4_2"])
     a = style_targets(random_vgg, style, STYLE_LAYERS, tuple(content.shape[-2:]))
-    total, parts = objective(random_vgg, p, a, 0.3, 20.0, tv_weight=0.5)(image)
+    total, parts = objective(random_vgg, p, Gram(style), a, 0.3, 20.0)(image)  # no terms: eq. 7 exactly
     feats = random_vgg(image, ["relu4_2", *STYLE_LAYERS])
     expected_content = content_loss(feats["relu4_2"], p["relu4_2"])
     expected_style = style_loss(feats, a)  # w_l = 1/5 (eq. 5)
+    assert set(parts) == {"content", "style"}
     torch.testing.assert_close(parts["content"], 0.3 * expected_content)
     torch.testing.assert_close(parts["style"], 20.0 * expected_style)
+    torch.testing.assert_close(total, 0.3 * expected_content + 20.0 * expected_style)
+
+
+def test_each_term_is_a_part_and_adds_to_the_total(random_vgg, pair):
+    content, style = pair
+    image = white_noise(content)
+    p = content_targets(random_vgg, content, ["relu4_2"])
+    a = style_targets(random_vgg, style, STYLE_LAYERS, tuple(content.shape[-2:]))
+    terms = {"tv": lambda x: 0.3 * 0.5 * total_variation(x), "grey": lambda x: (x - 0.5).pow(2).sum()}
+    total, parts = objective(random_vgg, p, Gram(style), a, 0.3, 20.0, terms=terms)(image)
+    paper, paper_parts = objective(random_vgg, p, Gram(style), a, 0.3, 20.0)(image)
+    assert list(parts) == ["content", "style", "tv", "grey"]
     torch.testing.assert_close(parts["tv"], 0.3 * 0.5 * total_variation(image))
-    torch.testing.assert_close(total, parts["content"] + parts["style"] + parts["tv"])
-    paper, paper_parts = objective(random_vgg, p, a, 0.3, 20.0)(image)  # tv_weight=0: eq. 7 exactly
-    torch.testing.assert_close(paper, 0.3 * expected_content + 20.0 * expected_style)
-    assert paper_parts["tv"] == 0
+    torch.testing.assert_close(parts["grey"], (image - 0.5).pow(2).sum())
+    torch.testing.assert_close(total, parts["content"] + parts["style"] + parts["tv"] + parts["grey"])
+    torch.testing.assert_close(total, paper + parts["tv"] + parts["grey"])  # the terms change nothing else
+    for k in ("content", "style"):
+        torch.testing.assert_close(parts[k], paper_parts[k])
+
+
+def test_build_computes_the_targets_once_and_is_the_objective(random_vgg, pair):
+    content, style = pair
+    image = white_noise(content, seed=2)
+    built = build(random_vgg, content, ["relu4_2"], Gram(style), ["relu1_1", "relu3_1"], None, 0.5, 7.0, image)
+    p = content_targets(random_vgg, content, ["relu4_2"])
+    a = style_targets(random_vgg, style, ["relu1_1", "relu3_1"], tuple(content.shape[-2:]))
+    total, parts = built(image)
+    expected, expected_parts = objective(random_vgg, p, Gram(style), a, 0.5, 7.0)(image)
+    torch.testing.assert_close(total, expected)
+    for k in ("content", "style"):
+        torch.testing.assert_close(parts[k], expected_parts[k])
+
+
+def test_without_a_style_or_a_content_its_part_is_zero(random_vgg, pair):
+    content, style = pair
+    image = white_noise(content)
+    p = content_targets(random_vgg, content, ["relu2_1"])
+    total, parts = objective(random_vgg, p, None, {}, 1.0, 0.0)(image)  # content reconstruction (eq. 1)
+    assert float(parts["style"]) == 0 and float(total) == float(parts["content"]) > 0
+    a = style_targets(random_vgg, style, ["relu1_1"], tuple(content.shape[-2:]))
+    total, parts = objective(random_vgg, {}, Gram(style), a, 0.0, 1.0)(image)  # texture synthesis (eq. 5)
+    assert float(parts["content"]) == 0 and float(total) == float(parts["style"]) > 0
+
+
+def test_a_painting_is_the_papers_gram_term_and_several_must_say_how(pair, random_vgg):
+    content, style = pair
+    term = as_style(style)
+    assert isinstance(term, Gram) and len(term.paintings) == 1
+    torch.testing.assert_close(term.paintings[0], style)
+    assert as_style(term) is term  # a style term is used as it is
+    a = term.targets(random_vgg, ["relu1_1", "relu2_1"], content, "fp32")
+    expected = style_targets(random_vgg, style, ["relu1_1", "relu2_1"], tuple(content.shape[-2:]))
+    for layer in expected:
+        torch.testing.assert_close(a[layer], expected[layer])
+    other = term.with_paintings([content])
+    assert isinstance(other, Gram) and torch.equal(other.painting, content) and torch.equal(term.painting, style)
+    assert term.settings() == {}
+    with pytest.raises(TypeError, match=r"Blend\(\[a, b\].*Guided.*ScaleMix"):
+        as_style([style, style])
+    with pytest.raises(TypeError, match="load_image"):
+        as_style("starry_night")
+
+
+def test_an_extra_does_nothing_unless_it_says_so(pair):
+    photo, painting = pair
+    extra, style = Extra(), Gram(painting)
+    same_photo, same_style = extra.prepare(photo, style)
+    assert same_photo is photo and same_style is style
+    assert extra.start(photo) is photo and extra.finish(painting, photo) is painting
+    assert extra.term(photo, 1.0, 1.0) is None and extra.settings(1.0) == {}
 
 
 def test_style_targets_are_the_paintings_grams_per_output_position(random_vgg, pair):
@@ -61,60 +127,12 @@ def test_bf16_features_give_fp32_losses(caffe_vgg, pair):
     image = white_noise(content)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert caffe_vgg(image, ["relu1_1"])["relu1_1"].dtype == torch.bfloat16  # the features are bf16 here
-    total, parts = objective(caffe_vgg, p, a, 1.0, 1e2, precision="bf16", tv_weight=1.0)(image)
+    terms = {"tv": lambda x: total_variation(x)}
+    total, parts = objective(caffe_vgg, p, Gram(style), a, 1.0, 1e2, precision="bf16", terms=terms)(image)
     assert total.dtype == torch.float32
     assert all(v.dtype == torch.float32 for v in parts.values()), {k: v.dtype for k, v in parts.items()}
-    fp32, _ = objective(caffe_vgg, p, a, 1.0, 1e2, precision="fp32", tv_weight=1.0)(image)
+    fp32, _ = objective(caffe_vgg, p, Gram(style), a, 1.0, 1e2, precision="fp32", terms=terms)(image)
     assert float(total) == pytest.approx(float(fp32), rel=0.05)
-
-
-def test_blended_targets_are_the_weighted_sum_of_the_style_losses_up_to_a_constant():
-    """sum_s l_s ||G - A_s||^2 = ||G - sum_s l_s A_s||^2 + const for weights summing to 1 (tested on eq. 4)."""
-    from nst_helpers.losses import gram_matrix, style_layer_loss
-
-    g = torch.Generator().manual_seed(0)
-    a1, a2 = gram_matrix(torch.rand(1, 4, 5, 6, generator=g)), gram_matrix(torch.rand(1, 4, 5, 6, generator=g))
-    weights = (0.7, 0.3)
-    blend = weights[0] * a1 + weights[1] * a2
-
-    def gap(features):
-        separate = weights[0] * style_layer_loss(features, a1) + weights[1] * style_layer_loss(features, a2)
-        return float(separate - style_layer_loss(features, blend))
-
-    x, y = torch.rand(1, 4, 5, 6, generator=g), 3 * torch.rand(1, 4, 5, 6, generator=g)
-    assert gap(x) == pytest.approx(gap(y), rel=1e-4, abs=1e-6)
-
-
-def test_blending_weights_one_and_zero_give_the_first_painting_alone(smooth_image):
-    from nst_helpers import load_vgg19, transfer
-
-    vgg = load_vgg19(weights="random", pooling="avg")
-    other = smooth_image.flip(-1)
-    kwargs = {"alpha": 1.0, "beta": 1e3, "steps": 1, "init": "content", "extractor": vgg, "progress": False}
-    alone = transfer(smooth_image, other, **kwargs)
-    blended = transfer(smooth_image, [other, smooth_image.roll(9, dims=-1)], style_weights=[1, 0], **kwargs)
-    assert blended.history["total"][0] == pytest.approx(alone.history["total"][0], rel=1e-5)
-    assert blended.settings["style_weights"] == [1, 0]
-
-
-@pytest.mark.parametrize("weights, message", [([1.0], "2 style images but 1 style_weights"),
-                                              ([1.0, -1.0], "style_weights"), ([0.0, 0.0], "all zero")])
-def test_bad_style_weights_are_refused(smooth_image, weights, message):
-    from nst_helpers import load_vgg19, transfer
-
-    vgg = load_vgg19(weights="random", pooling="avg")
-    with pytest.raises(ValueError, match=message):
-        transfer(smooth_image, [smooth_image, smooth_image], style_weights=weights, steps=1, extractor=vgg)
-
-
-def test_several_paintings_need_the_gram_and_weights_need_several(smooth_image):
-    from nst_helpers import load_vgg19, transfer
-
-    vgg = load_vgg19(weights="random", pooling="avg")
-    with pytest.raises(ValueError, match="work on Gram matrices"):
-        transfer(smooth_image, [smooth_image, smooth_image], style_statistic="mean_std", steps=1, extractor=vgg)
-    with pytest.raises(ValueError, match="needs a list of paintings"):
-        transfer(smooth_image, smooth_image, style_weights=[1.0], steps=1, extractor=vgg)
 
 
 def test_term_scales_follow_the_network_as_its_responses_scale(caffe_vgg, pair):
@@ -125,13 +143,13 @@ def test_term_scales_follow_the_network_as_its_responses_scale(caffe_vgg, pair):
     from nst_helpers.features import CONV_LAYERS
     from nst_helpers.objective import term_scales
 
-    photo, painting = pair
-    assert term_scales(caffe_vgg, photo, painting, "relu4_2", STYLE_LAYERS) == (1.0, 1.0)
+    _, painting = pair
+    assert term_scales(caffe_vgg, painting, "relu4_2", STYLE_LAYERS) == (1.0, 1.0)
     scaled = copy.deepcopy(caffe_vgg)
     scaled.weights = "a file"  # not the reference: measured
     with torch.no_grad():
         scaled.conv("conv1_1").weight.mul_(3.0)
         for name in CONV_LAYERS:
             scaled.conv(name).bias.mul_(3.0)
-    c, s = term_scales(scaled, photo, painting, "relu4_2", STYLE_LAYERS)
+    c, s = term_scales(scaled, painting, "relu4_2", STYLE_LAYERS)
     assert c == pytest.approx(9.0, rel=1e-3) and s == pytest.approx(81.0, rel=1e-3)

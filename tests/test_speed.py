@@ -33,8 +33,8 @@ def test_channels_last_gives_the_same_features(vgg, smooth_image):
 def test_channels_last_transfer_matches_nchw(pair):
     content, style = pair
     kw = dict(alpha=1.0, beta=1e2, steps=3, optimizer="adam", progress=False)
-    plain = transfer(content, style, extractor=load_vgg19("random", pooling="avg", device="cpu", channels_last=False), **kw)
-    fast = transfer(content, style, extractor=load_vgg19("random", pooling="avg", device="cpu", channels_last=True), **kw)
+    plain = transfer(content, style, network=load_vgg19("random", pooling="avg", device="cpu", channels_last=False), **kw)
+    fast = transfer(content, style, network=load_vgg19("random", pooling="avg", device="cpu", channels_last=True), **kw)
     torch.testing.assert_close(fast.history["total"], plain.history["total"], rtol=1e-3, atol=0)
 
 
@@ -42,7 +42,7 @@ def test_bf16_autocast_loss_is_close_to_fp32(caffe_vgg, pair):
     """bf16 features with fp32 Grams and losses: the same optimisation to within a few %."""
     content, style = pair
     # Adam: its path is smooth in the loss, so it shows the precision, not L-BFGS's line-search branching.
-    kw = dict(alpha=1.0, beta=1e2, steps=15, optimizer="adam", extractor=caffe_vgg, progress=False)
+    kw = dict(alpha=1.0, beta=1e2, steps=15, optimizer="adam", network=caffe_vgg, progress=False)
     fp32 = transfer(content, style, precision="fp32", **kw)
     bf16 = transfer(content, style, precision="bf16", **kw)
     assert bf16.loss == pytest.approx(fp32.loss, rel=0.05)
@@ -56,11 +56,11 @@ def test_the_images_follow_the_networks_layout_and_no_network_is_changed(pair):
     for channels_last in (True, False):
         mine = load_vgg19("random", pooling="avg", device="cpu", channels_last=channels_last)
         assert prepare_network(mine) is channels_last
-        transfer(*pair, steps=2, optimizer="adam", extractor=mine, progress=False)
+        transfer(*pair, steps=2, optimizer="adam", network=mine, progress=False)
         assert mine.conv("conv1_2").weight.is_contiguous(memory_format=torch.channels_last) is channels_last
-    shared = cached_network("random", "avg", "cpu", False)
+    shared = cached_network("caffe", "avg", "cpu", False)  # the default network (Options.vgg), shared by every run
     before = shared.conv("conv1_2").weight.is_contiguous(memory_format=torch.channels_last)
-    transfer(*pair, steps=2, optimizer="adam", weights="random", device="cpu", progress=False)
+    transfer(*pair, steps=2, optimizer="adam", progress=False)
     assert shared.conv("conv1_2").weight.is_contiguous(memory_format=torch.channels_last) is before
 
 
@@ -106,7 +106,7 @@ class _FakeLibc:
         return 1
 
 
-def test_cpu_memory_is_kept_during_runs_and_given_back_after(monkeypatch, pair):
+def test_cpu_memory_is_kept_during_runs_and_given_back_after(monkeypatch, pair, vgg):
     libc = _FakeLibc()
     monkeypatch.setattr(speed, "_glibc", lambda: libc)
     keep = [("mallopt", -4, 0), ("mallopt", -1, 2**31 - 1)]  # M_MMAP_MAX = 0, M_TRIM_THRESHOLD = 2 GiB
@@ -127,7 +127,7 @@ def test_cpu_memory_is_kept_during_runs_and_given_back_after(monkeypatch, pair):
         pass
     assert libc.calls == []
     content, style = pair
-    transfer(content, style, steps=2, optimizer="adam", weights="random", progress=False)
+    transfer(content, style, steps=2, optimizer="adam", network=vgg, progress=False)
     assert libc.calls == keep + restore  # the engine uses it around a CPU run
 
 

@@ -1,4 +1,5 @@
-"""Style statistics against closed forms: G/M = Sigma + mu mu^T, Gram loss = MMD^2 / (4 N^2), Gaussian W2."""
+"""Style statistics against closed forms: G/M = Sigma + mu mu^T, Gram loss = MMD^2 / (4 N^2), Gaussian W2; the
+style term ``Statistic`` through the engine, in the Gram's units."""
 
 from __future__ import annotations
 
@@ -6,8 +7,11 @@ import pytest
 import torch
 from torch.testing import assert_close
 
+from nst_helpers import Gram, synthesize_texture, transfer
 from nst_helpers import style_statistics as ss
 from nst_helpers.losses import gram_matrix, style_layer_loss
+from nst_helpers.objective import objective, style_targets, white_noise
+from nst_helpers.style_statistics import Statistic
 
 
 def features(seed: int, n: int = 6, h: int = 5, w: int = 4, batch: int = 1) -> torch.Tensor:
@@ -133,3 +137,82 @@ def test_statistics_are_per_position():
 def test_unknown_statistic_is_a_clear_error():
     with pytest.raises(ValueError, match="choose one of gram, mean_std, mmd_linear, sliced_w2"):
         ss.check_statistic("histogram")
+
+
+def style_part(vgg, term, layers, image):
+    """L_style (eq. 5) of ``image`` under the style term ``term`` (its targets made for ``image``)."""
+    _, parts = objective(vgg, {}, term, term.targets(vgg, layers, image, "fp32"), 0.0, 1.0)(image)
+    return float(parts["style"])
+
+
+def test_the_gram_statistic_is_the_papers_gram_term(caffe_vgg, smooth_image):
+    """``Statistic(p, "gram")``: eq. 4 per position, scale 1: the same loss as ``Gram(p)`` at any image, for a
+    painting of another size too."""
+    layers = ["relu1_1", "relu2_1", "relu3_1"]
+    painting = torch.rand(1, 3, 30, 36, generator=torch.Generator().manual_seed(2))
+    image = white_noise(smooth_image, seed=4)
+    term = Statistic(painting, "gram")
+    assert all(t["scale"] == 1.0 for t in term.targets(caffe_vgg, layers, image, "fp32").values())
+    assert style_part(caffe_vgg, term, layers, image) == pytest.approx(
+        style_part(caffe_vgg, Gram(painting), layers, image), rel=1e-4)
+    assert term.settings() == {"style_statistic": "gram"}
+
+
+@pytest.mark.parametrize("kind", ["mean_std", "mmd_linear", "sliced_w2"])
+def test_another_statistic_is_in_the_grams_units_at_the_start(caffe_vgg, smooth_image, kind):
+    """``gram_units``: at the image the targets are made for, the term equals the Gram's; elsewhere it differs."""
+    layers = ["relu1_1", "relu2_1"]
+    painting = smooth_image.flip(-1).roll(7, dims=-2)
+    start, elsewhere = white_noise(smooth_image), white_noise(smooth_image, std=0.2, seed=3)
+    term = Statistic(painting, kind)
+    targets = term.targets(caffe_vgg, layers, start, "fp32")
+    _, parts = objective(caffe_vgg, {}, term, targets, 0.0, 1.0)(start)
+    assert float(parts["style"]) == pytest.approx(style_part(caffe_vgg, Gram(painting), layers, start), rel=1e-4)
+    _, parts = objective(caffe_vgg, {}, term, targets, 0.0, 1.0)(elsewhere)
+    assert float(parts["style"]) != pytest.approx(style_part(caffe_vgg, Gram(painting), layers, elsewhere), rel=1e-2)
+
+
+def test_gram_units_is_the_ratio_of_the_two_style_terms(caffe_vgg, smooth_image):
+    layers = ["relu1_1", "relu2_1"]
+    painting, image = smooth_image.flip(-1), white_noise(smooth_image)
+    feats = caffe_vgg(painting, layers)
+    grams = style_targets(caffe_vgg, painting, layers, (40, 48))
+    summaries = {k: ss.style_statistic(f, "mmd_linear") for k, f in feats.items()}
+    at = caffe_vgg(image, layers)
+    gram_part = sum(0.5 * style_layer_loss(at[k], grams[k]) for k in layers)
+    other = sum(0.5 * ss.statistic_loss(at[k], summaries[k], "mmd_linear") for k in layers)
+    assert ss.gram_units(caffe_vgg, image, grams, summaries, "mmd_linear") == pytest.approx(
+        float(gram_part / other), rel=1e-5)
+    with pytest.raises(ValueError, match="already matches the painting's 'mmd_linear' statistics"):
+        ss.gram_units(caffe_vgg, painting, grams, summaries, "mmd_linear")
+
+
+@pytest.mark.parametrize("statistic", ss.STATISTICS)
+def test_every_style_statistic_runs_through_the_engine(smooth_image, small_run, statistic):
+    result = synthesize_texture(Statistic(smooth_image, statistic), ["relu1_1", "relu2_1"], size=(32, 32), steps=15,
+                                **small_run)
+    assert result.history["style"][-1] < 0.5 * result.history["style"][0]
+    assert result.settings["style_statistic"] == statistic
+
+
+def test_the_grams_units_hold_in_texture_synthesis_too(smooth_image, small_run):
+    """Always scaled: a texture's first evaluation (the same white noise) has the Gram's style term."""
+    kw = dict(layers=["relu1_1", "relu2_1"], size=(32, 32), steps=1, **small_run)
+    gram = synthesize_texture(smooth_image, **kw)
+    other = synthesize_texture(Statistic(smooth_image, "mean_std"), **kw)
+    assert other.history["style"][0] == pytest.approx(gram.history["style"][0], rel=1e-4)
+
+
+def test_another_statistic_is_weighed_in_the_grams_units_in_a_transfer(smooth_image, small_run):
+    """At the start image the mean/std style term equals the Gram's: alpha/beta keeps its meaning."""
+    style = smooth_image.flip(-1).roll(7, dims=-2)
+    kwargs = {"alpha": 1.0, "beta": 1e3, "steps": 1, "init": "content", **small_run}
+    gram = transfer(smooth_image, style, **kwargs)
+    other = transfer(smooth_image, Statistic(style, "mean_std"), **kwargs)
+    assert other.history["style"][0] == pytest.approx(gram.history["style"][0], rel=1e-4)
+    assert other.settings["style_statistic"] == "mean_std" and "style_statistic" not in gram.settings
+
+
+def test_an_unknown_style_statistic_is_refused(smooth_image):
+    with pytest.raises(ValueError, match="unknown style statistic 'gatys'; choose one of"):
+        Statistic(smooth_image, "gatys")

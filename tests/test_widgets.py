@@ -15,7 +15,7 @@ from PIL import Image
 
 from nst_helpers import STYLE_LAYERS
 from nst_helpers import lab as lab_module
-from nst_helpers.balance import QUICK_BELOW, QUICK_FACTOR, balanced_ratio
+from nst_helpers.balance import QUICK_FACTOR, balanced_ratio
 from nst_helpers.images import to_pil
 from nst_helpers.widgets import StyleLab
 
@@ -67,8 +67,9 @@ def test_controls_start_from_the_paper(lab):
     settings = lab.settings()
     assert settings.style_layers == STYLE_LAYERS and settings.content_layer == "relu4_2"
     assert (settings.pooling, settings.optimizer, settings.statistic) == ("avg", "lbfgs", "gram")
-    # on a CPU the lab's runs are quick (100 steps): from the photo, with quick_ratio (balance); else noise
-    quick = lab.preset.size < QUICK_BELOW
+    # on a CPU the lab's runs are quick (100 steps): the quick recipe, from the photo (balance.RECIPES); else noise
+    quick = lab.preset.recipe == "quick"
+    assert quick == (lab.preset.name in ("cpu", "smoke"))
     assert settings.init == ("content" if quick else "noise") == lab.preset.init
     assert [t.description for t in lab.layer_toggles.values()] == ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
     assert lab.ratio.min == -6 and lab.ratio.max == 0  # a log slider over 1e-6 .. 1e0
