@@ -33,12 +33,13 @@ import torch
 from torch import Tensor
 
 from .features import VGG19Features, pick_device
-from .objective import NOISE_STD
 from .speed import cached_network, device_of, run_settings
 
 __all__ = ["Options", "Progress", "Result", "optimize_image", "progress_bar"]
 
 
+#: The convergence test's window (``Options.tol``): the best loss now against the best this many evaluations ago.
+WINDOW = 20
 #: What running out of device memory raises: ``torch.OutOfMemoryError`` from torch 2.5, the CUDA one before.
 _OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
 
@@ -47,12 +48,12 @@ _OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
 class Options:
     """Settings shared by the three tasks (``tasks``): each task takes them as keywords."""
 
-    steps: int = 300  # loss+gradient evaluations; the paper does not say, 300 L-BFGS evals converge at 256 px (measured)
+    steps: int = 300  # most loss+gradient evaluations; the paper does not say, 300 L-BFGS evals converge at 256 px (measured)
+    tol: float = 0.0  # stop once the best loss fell by less than this fraction in the last WINDOW evaluations; 0: all steps
     optimizer: str = "lbfgs"  # the paper: L-BFGS (2016, Sec. 2.3); or "adam"
     lr: float | None = None  # None: 1.0 for L-BFGS (line search picks the step), 0.02 for Adam (pixels in [0, 1])
     init: str | Tensor = "noise"  # the paper starts from white noise (Fig. 1, 2); or "content", "style", a tensor
     seed: int = 0  # white-noise seed: same seed, same picture (on CUDA to rounding: speed.run_settings)
-    noise_std: float = NOISE_STD  # white noise N(0.5, std^2); louder noise leaves grain deep layers ignore (notebook 01)
     network: VGG19Features | None = None  # None: raw Caffe VGG-19, avg pooling (2015, Methods), on CUDA/MPS/CPU
     precision: str = "auto"  # "fp32", "bf16" (autocast features, fp32 losses), "auto": bf16 where native (speed)
     callback: Callable[[Progress], bool | None] | None = None  # called every `every` evals; True stops
@@ -70,6 +71,8 @@ class Options:
             raise ValueError(f"Unknown precision {self.precision!r}; use 'auto', 'fp32' or 'bf16'")
         if isinstance(self.init, str) and self.init not in ("noise", "content", "style"):
             raise ValueError(f"Unknown init {self.init!r}; use 'noise', 'content', 'style' or a tensor")
+        if not 0 <= self.tol < 1:
+            raise ValueError(f"tol must be in [0, 1), a fraction of the loss, got {self.tol}; 0 runs every step")
         if self.every < 1:
             raise ValueError(f"every must be at least 1, got {self.every}")
 
@@ -134,8 +137,8 @@ class Result:
         steps: evaluations done.
         seconds: wall time of the optimisation (targets and setup included).
         settings: everything needed to run it again.
-        stopped: ``"done"``, or why it ended early: ``"interrupted"``,
-            ``"diverged"``, ``"stopped"`` (callback), ``"out of memory"``.
+        stopped: ``"done"`` (all steps), ``"converged"`` (``Options.tol``), or why it ended early:
+            ``"interrupted"``, ``"diverged"``, ``"stopped"`` (callback), ``"out of memory"``.
     """
 
     image: Tensor
@@ -201,6 +204,7 @@ def optimize_image(
     records: list[Tensor] = []  # (1 + parts,) per evaluation: total, then the parts; synced once at the end
     parts_seen: list[str] = []
     state: dict[str, Any] = {"evals": 0, "scale": None, "first": None}
+    bests: list[tuple[int, float]] = []  # (evaluation, best loss) at each check, for the convergence test
     lbfgs = options.optimizer == "lbfgs"
     if lbfgs:
         # Tolerances 0: we stop on the evaluation budget; the normalised loss keeps the
@@ -217,6 +221,12 @@ def optimize_image(
         value = float(total)  # the one host-device sync, every `every` evaluations
         if not math.isfinite(value) or abs(value) > 1e6 * max(state["first"], 1e-30):
             raise _Stop("diverged")
+        if options.tol:
+            best = float(best_loss)
+            bests.append((state["evals"], best))
+            before = [b for e, b in bests if e <= state["evals"] - WINDOW]
+            if before and before[-1] - best <= options.tol * abs(best):
+                raise _Stop("converged")
         losses = {"total": value, **{k: float(v.detach()) for k, v in parts.items()}}
         bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()}, refresh=False)
         if report and options.callback is not None:
@@ -247,7 +257,7 @@ def optimize_image(
         best_step = torch.where(improved, torch.full_like(best_step, state["evals"]), best_step)
         bar.update(1)
         report = state["evals"] % options.every == 0 or state["evals"] == options.steps
-        if lbfgs or report:  # L-BFGS syncs on every evaluation anyway: check for NaN each time
+        if lbfgs or report:  # L-BFGS syncs on every evaluation anyway: check for NaN (and convergence) each time
             check(detached, parts, report)
         return scaled
 
@@ -272,7 +282,7 @@ def optimize_image(
         stopped = "out of memory"
     finally:
         bar.close()
-    if stopped not in ("done", "stopped"):
+    if stopped not in ("done", "converged", "stopped"):
         warnings.warn(
             f"Optimisation {stopped} after {state['evals']} of {options.steps} steps; "
             "returning the best image so far", RuntimeWarning, stacklevel=_outside_the_package(),

@@ -3,8 +3,8 @@
 The engine (``optimize``) calls this module in one place. What it does:
 
 * ``autocast``: bf16 features where the device computes bf16 natively (``precision="auto"``:
-  CUDA devices of compute capability 8.0 and up), fp32 elsewhere; the losses are always
-  computed in fp32 (``objective``).
+  CUDA devices of compute capability 8.0 and up, CPUs with AVX512-BF16 or AMX, Arm CPUs with
+  BF16), fp32 elsewhere; the losses are always computed in fp32 (``objective``).
 * ``prepare_network``: the memory layout. ``load_vgg19`` gives NHWC (channels_last) weights
   on CUDA and CPU, where it measured faster (``load_vgg19(channels_last=False)`` for NCHW);
   the engine feeds the images in the network's layout and **never changes a network**, its
@@ -34,7 +34,7 @@ import torch
 
 from .features import VGG19Features, load_vgg19
 
-__all__ = ["autocast", "cached_network", "device_of", "native_bf16", "prepare_network", "run_settings"]
+__all__ = ["BF16_CPU_FLAGS", "autocast", "cached_network", "cpu_flags", "device_of", "native_bf16", "prepare_network", "run_settings"]
 
 
 def device_of(module: torch.nn.Module) -> torch.device:
@@ -42,12 +42,34 @@ def device_of(module: torch.nn.Module) -> torch.device:
     return next(module.buffers()).device
 
 
+#: CPU feature flags (``/proc/cpuinfo``) that mean bf16 matrix products in hardware: x86's AVX512-BF16 and AMX,
+#: Arm's BF16. Without them oneDNN emulates bf16, slower than fp32.
+BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_flags(path: str = "/proc/cpuinfo") -> frozenset[str]:
+    """The CPU's feature flags (x86 ``flags``, Arm ``Features``) from ``/proc/cpuinfo``; empty where it is absent."""
+    try:
+        with open(path) as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("flags", "Features"):
+                    return frozenset(value.split())
+    except OSError:
+        pass
+    return frozenset()
+
+
 def native_bf16(device: torch.device) -> bool:
-    """Whether ``device`` computes bf16 in hardware: CUDA from compute capability 8.0 (Ampere) up.
+    """Whether ``device`` computes bf16 in hardware: CUDA from compute capability 8.0 (Ampere) up, a CPU with
+    one of ``BF16_CPU_FLAGS``.
 
     ``torch.cuda.is_bf16_supported()`` also counts emulation, which is slower than fp32 (Colab's T4: 7.5).
     """
-    return device.type == "cuda" and torch.cuda.get_device_capability(device) >= (8, 0)
+    if device.type == "cuda":
+        return torch.cuda.get_device_capability(device) >= (8, 0)
+    return device.type == "cpu" and bool(cpu_flags() & BF16_CPU_FLAGS)
 
 
 def autocast(device: torch.device, precision: str):

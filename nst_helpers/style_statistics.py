@@ -243,16 +243,17 @@ def statistic_loss(features: Tensor, target: dict[str, Tensor], kind: str = "gra
 
 @torch.no_grad()
 def gram_units(vgg: VGG19Features, image: Tensor, grams: Mapping[str, Tensor], targets: Mapping[str, Any],
-               kind: str, layer_weights: Mapping[str, float] | None = None) -> float:
+               kind: str, layer_weights: Mapping[str, float] | None = None, precision: str = "fp32") -> float:
     """L_style with the Gram (eq. 5) over L_style with ``kind``, both at ``image``: the factor that puts
     another statistic's style term in the Gram's units.
 
     The statistics' losses differ by orders of magnitude (a Gram entry is a product of two
     responses, a mean is one), so the same beta would weigh them very differently. Scaling
     by this factor, measured at the start image of each run, makes their style terms equal
-    there: alpha/beta then means roughly the same balance whichever statistic is matched.
+    there: alpha/beta then means roughly the same balance whichever statistic is matched. The responses are
+    computed in the run's ``precision``, so that the two terms are equal at the start as the run computes them.
     """
-    feats = vgg(image.float(), list(grams))
+    feats = features_of(vgg, image, list(grams), precision)
     weights = layer_weights or {k: 1.0 / len(grams) for k in grams}
     gram_part = float(style_loss(feats, grams, weights))
     other = float(sum(weights[k] * statistic_loss(feats[k], t, kind) for k, t in targets.items()))
@@ -283,7 +284,7 @@ class Statistic(Style):
         if self.kind == "gram":
             return {k: {**t, "scale": 1.0} for k, t in summaries.items()}
         grams = style_targets(vgg, self.painting, layers, tuple(start.shape[-2:]), precision)
-        scale = gram_units(vgg, start.to(grams[layers[0]].device), grams, summaries, self.kind, self.layer_weights)
+        scale = gram_units(vgg, start, grams, summaries, self.kind, self.layer_weights, precision)
         return {k: {**t, "scale": scale} for k, t in summaries.items()}
 
     def loss(self, features: Mapping[str, Tensor], targets: Mapping[str, Any],

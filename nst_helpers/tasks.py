@@ -67,7 +67,7 @@ def reconstruct_content(image: Tensor, layer: str = "relu4_2", **options: Any) -
     check_layers([layer])
     vgg = o.vgg()
     check_fits(*photo.shape[-2:], device=device_of(vgg), optimizer=o.optimizer, content_layer=layer, style_layers=[])
-    start = initial_image(o.init, photo.shape, o.seed, o.noise_std, photo).to(device_of(vgg))
+    start = initial_image(o.init, photo.shape, o.seed, content=photo).to(device_of(vgg))
     loss = build(vgg, photo, [layer], None, [], None, 1.0, 0.0, start, o.precision)  # eq. 1
     return _solve("reconstruct_content", loss, start, o, {"layer": layer})
 
@@ -100,7 +100,7 @@ def synthesize_texture(
     shape = (1, 3, *(size or style.paintings[0].shape[-2:]))
     vgg = o.vgg()
     check_fits(*shape[-2:], device=device_of(vgg), optimizer=o.optimizer, content_layer=None, style_layers=list(layers))
-    start = initial_image(o.init, shape, o.seed, o.noise_std, None, style.paintings[0]).to(device_of(vgg))
+    start = initial_image(o.init, shape, o.seed, style=style.paintings[0]).to(device_of(vgg))
     a = style.targets(vgg, list(layers), start, o.precision)  # A^l (eqs. 3, 4)
     loss = objective(vgg, {}, style, a, 0.0, 1.0, layer_weights, o.precision)  # eq. 5
     return _solve("synthesize_texture", loss, start, o,
@@ -163,7 +163,7 @@ def transfer(
     # The default balance was chosen on the raw Caffe VGG-19; measured on this network, it carries over.
     c, s = term_scales(vgg, style.paintings[0], content_layer, list(style_layers), layer_weights, o.seed)
     beta = default_beta(max(photo.shape[-2:]), alpha, recipe, (c, s)) if beta is None else beta
-    start = initial_image(o.init, photo.shape, o.seed, o.noise_std, content, style.paintings[0])
+    start = initial_image(o.init, photo.shape, o.seed, content=content, style=style.paintings[0])
     for extra in extras:
         start = extra.start(start)
     start = start.to(device_of(vgg))

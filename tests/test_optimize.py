@@ -148,11 +148,33 @@ def test_a_stopped_run_warns_at_the_users_call(smooth_image, random_vgg):
 
 
 
-def test_options_are_the_eleven_settings_every_task_shares():
+def test_a_run_stops_when_the_loss_no_longer_falls_and_says_so():
+    """Options.tol: stop once the best loss fell by less than tol of itself over the last WINDOW evaluations."""
+    from nst_helpers.optimize import WINDOW
+
+    def loss(x):
+        total = ((x - 0.3) ** 2).sum() + 1.0
+        return total, {"content": total, "style": torch.zeros(())}
+
+    start = torch.zeros(1, 3, 4, 4)
+    common = dict(steps=3000, optimizer="adam", lr=0.01, every=1, progress=False)
+    full = optimize_image(loss, start, Options(**common))
+    early = optimize_image(loss, start, Options(**common, tol=1e-4))
+    assert full.stopped == "done" and full.steps == 3000
+    assert early.stopped == "converged" and WINDOW < early.steps < 3000
+    best = [min(early.history["total"][: i + 1]) for i in range(early.steps)]
+    assert best[-1 - WINDOW] - best[-1] <= 1e-4 * best[-1]  # the test that stopped it
+    assert best[-2 - WINDOW] - best[-2] > 1e-4 * best[-2]  # and it was not met one evaluation before
+    assert early.history["total"] == full.history["total"][: early.steps]  # the same path until then
+    with pytest.raises(ValueError, match="tol must be in"):
+        Options(tol=1.5)
+
+
+def test_options_are_the_settings_every_task_shares():
     import dataclasses
 
     assert [f.name for f in dataclasses.fields(Options)] == [
-        "steps", "optimizer", "lr", "init", "seed", "noise_std", "network", "precision", "callback", "every", "progress"]
+        "steps", "tol", "optimizer", "lr", "init", "seed", "network", "precision", "callback", "every", "progress"]
     assert not hasattr(Options, "run_device")  # speed.device_of(options.vgg())
     with pytest.raises(TypeError, match="Unknown option.*pooling; the options are callback, every"):
         Options.from_kwargs({"steps": 3, "pooling": "max"})

@@ -65,15 +65,33 @@ def test_the_images_follow_the_networks_layout_and_no_network_is_changed(pair):
 
 
 def test_bf16_only_where_the_device_has_it_natively(monkeypatch):
-    """precision="auto": bf16 on Ampere and later; fp32 on a T4 (7.5), where bf16 is emulated; never on a CPU."""
+    """precision="auto": bf16 on Ampere and later; fp32 on a T4 (7.5), where bf16 is emulated; on a CPU only with
+    AVX512-BF16, AMX or Arm's BF16 in its flags."""
+    from nst_helpers import speed
     from nst_helpers.speed import autocast
 
     for capability, native in (((7, 5), False), ((8, 0), True), ((9, 0), True)):
         monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None, c=capability: c)
         assert native_bf16(torch.device("cuda")) is native
-    assert not native_bf16(torch.device("cpu"))
-    assert not autocast(torch.device("cpu"), "auto")._enabled  # fp32 on a CPU unless asked
-    assert autocast(torch.device("cpu"), "bf16")._enabled  # an explicit precision wins
+    cpu = torch.device("cpu")
+    for flags, native in (("fpu sse2 avx2 avx512f", False), ("fpu avx512f avx512_bf16", True),
+                          ("amx_tile amx_bf16", True), ("fp asimd bf16", True), ("", False)):
+        monkeypatch.setattr(speed, "cpu_flags", lambda flags=flags: frozenset(flags.split()))
+        assert native_bf16(cpu) is native
+        assert autocast(cpu, "auto")._enabled is native  # bf16 where native, else fp32
+        assert not autocast(cpu, "fp32")._enabled and autocast(cpu, "bf16")._enabled  # an explicit precision wins
+
+
+def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
+    from nst_helpers.speed import cpu_flags
+
+    x86 = tmp_path / "x86"
+    x86.write_text("processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx512f avx512_bf16\n\nprocessor\t: 1\n")
+    arm = tmp_path / "arm"
+    arm.write_text("processor\t: 0\nFeatures\t: fp asimd bf16 i8mm\n")
+    assert cpu_flags.__wrapped__(str(x86)) == {"fpu", "avx512f", "avx512_bf16"}
+    assert "bf16" in cpu_flags.__wrapped__(str(arm))
+    assert cpu_flags.__wrapped__(str(tmp_path / "absent")) == frozenset()
 
 
 def test_cudnn_autotuning_lasts_only_as_long_as_the_run(monkeypatch):

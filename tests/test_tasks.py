@@ -52,7 +52,7 @@ def test_transfer_takes_at_most_20_keywords_in_all():
 
 @pytest.mark.parametrize("removed", ["tv_weight", "preserve_color", "style_statistic", "style_weights", "masks",
                                      "scale_split", "content_colors", "flat_smoothing", "extractor", "device",
-                                     "pooling", "weights", "normalize"])
+                                     "pooling", "weights", "normalize", "noise_std"])
 def test_the_old_keywords_are_refused_with_the_list_of_options(smooth_image, removed):
     with pytest.raises(TypeError, match=f"Unknown option.*{removed}.*the options are"):
         transfer(smooth_image, smooth_image, **{removed: None})

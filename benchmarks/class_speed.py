@@ -1,0 +1,102 @@
+"""Class-time speed: which levers give a finished 256 px picture in less time on a CPU.
+
+    python benchmarks/class_speed.py --out benchmarks/class_speed   # ~10 min on 2 cores
+
+For two pairs (the paper's Tübingen + Starry Night, and Grace Hopper from matplotlib's sample
+data + The Scream) it runs today's default transfer (300 evaluations from white noise, fp32)
+and the candidates below, and prints for each: wall seconds, evaluations by size, the final
+picture's loss under the 256 px default objective (fp32, the same for every candidate, so the
+numbers compare), and the grain figure (``stats.grain``). The pictures go to ``--out`` with a
+contact sheet per pair; the table and what was chosen are in ``benchmarks/RESULTS.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+import nst_helpers as nst
+from nst_helpers.stats import grain
+
+SIZE = 256
+
+
+def load(name: str, size: int) -> torch.Tensor:
+    if name == "grace_hopper":
+        import matplotlib.cbook
+
+        name = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+    return nst.load_image(name, size)
+
+
+def candidates(size: int) -> dict[str, dict]:
+    """name -> how to run it: ``scales`` and ``scale_steps`` for coarse-to-fine, else ``steps``; the rest to transfer."""
+    half = size // 2
+    return {
+        "today: 300 fp32": {"steps": 300, "precision": "fp32"},
+        "300 bf16": {"steps": 300, "precision": "bf16"},
+        "120 bf16": {"steps": 120, "precision": "bf16"},
+        "c2f 150+60 bf16": {"scales": (half, size), "scale_steps": (150, 60), "precision": "bf16"},
+        "c2f 200+80 bf16": {"scales": (half, size), "scale_steps": (200, 80), "precision": "bf16"},
+        "c2f 100+100 bf16": {"scales": (half, size), "scale_steps": (100, 100), "precision": "bf16"},
+    }
+
+
+def final_loss(photo: torch.Tensor, painting: torch.Tensor, image: torch.Tensor) -> float:
+    """The default 256 px objective (fp32) at ``image``: one evaluation started there."""
+    return nst.transfer(photo, painting, init=image, steps=1, precision="fp32", progress=False).history["total"][0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default="/tmp/class_speed")
+    parser.add_argument("--only", default="", help="comma-separated candidate names (default all)")
+    parser.add_argument("--pairs", default="tubingen:starry_night,grace_hopper:the_scream")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    chosen = candidates(SIZE)
+    if args.only:
+        chosen = {k: v for k, v in chosen.items() if k in args.only.split(",")}
+    nst.load_vgg19()  # warm the network cache: not part of any candidate's time
+    for pair in args.pairs.split(","):
+        content, style = pair.split(":")
+        photo, painting = load(content, SIZE), load(style, SIZE)
+        tiles = []
+        for name, how in chosen.items():
+            how = dict(how)
+            start = time.perf_counter()
+            if "scales" in how:
+                result = nst.coarse_to_fine(photo, painting, how.pop("scales"), how.pop("scale_steps"), progress=False,
+                                            **how)
+            else:
+                result = nst.transfer(photo, painting, progress=False, **how)
+            seconds = time.perf_counter() - start
+            row = {"pair": pair, "candidate": name, "seconds": round(seconds, 1), "steps": result.steps,
+                   "loss": final_loss(photo, painting, result.image), "grain": round(grain(result.image, photo, painting), 3)}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            file = out / f"{content}_{name.replace(' ', '_').replace(':', '').replace('+', '-')}.png"
+            nst.save_image(result.image, file)
+            tiles.append((file, name))
+        sheet = Image.new("RGB", (len(tiles) * (SIZE + 8), SIZE + 8), "white")
+        for i, (file, _) in enumerate(tiles):
+            sheet.paste(Image.open(file), (i * (SIZE + 8), 0))
+        sheet.save(out / f"sheet_{content}.png")
+    (out / "rows.json").write_text(json.dumps(rows, indent=1))
+    base = {r["pair"]: r for r in rows if r["candidate"].startswith("today")}
+    print("\n| pair | candidate | s | evaluations | loss / today's | grain |\n|---|---|---|---|---|---|")
+    for r in rows:
+        ref = base.get(r["pair"])
+        rel = f"{r['loss'] / ref['loss']:.3f}" if ref else "-"
+        print(f"| {r['pair']} | {r['candidate']} | {r['seconds']} | {r['steps']} | {rel} | {r['grain']} |")
+
+
+if __name__ == "__main__":
+    main()
