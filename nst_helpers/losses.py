@@ -64,6 +64,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from .speed import autocast_off
+
 __all__ = ["check_weights", "content_loss", "flat_regions", "gram_matrix", "rescale_gram", "style_layer_loss", "style_loss",
     "total_loss", "total_variation"]
 
@@ -147,7 +149,7 @@ class _GramDistance(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, f: Tensor, target: Tensor) -> Tensor:  # f: (B, N, M), target: (B or 1, N, N)
-        with torch.autocast(f.device.type, enabled=False):  # the Gram in fp32 even under autocast
+        with autocast_off(f.device.type):  # the Gram in fp32 even under autocast
             f32 = f.to(torch.promote_types(f.dtype, torch.float32))  # bf16/fp16 -> fp32; fp64 stays
             residual = torch.bmm(f32, f32.transpose(1, 2)) - target.to(f32.dtype)  # (B, N, N)
         ctx.save_for_backward(f32, residual)
@@ -158,7 +160,7 @@ class _GramDistance(torch.autograd.Function):
     @once_differentiable  # the backward is not itself differentiable: second derivatives raise, not mislead
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None]:  # grad: (B,)
         f32, residual = ctx.saved_tensors
-        with torch.autocast(f32.device.type, enabled=False):
+        with autocast_off(f32.device.type):
             scaled = residual * (2 * grad).view(-1, 1, 1)  # (B, N, N)
             grad_f = grad_target = None
             if ctx.needs_input_grad[0]:

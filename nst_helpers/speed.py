@@ -34,7 +34,8 @@ import torch
 
 from .features import VGG19Features, load_vgg19
 
-__all__ = ["BF16_CPU_FLAGS", "autocast", "cached_network", "cpu_flags", "device_of", "native_bf16", "prepare_network", "run_settings"]
+__all__ = ["BF16_CPU_FLAGS", "autocast", "autocast_off", "cached_network", "cpu_flags", "device_of", "native_bf16", "prepare_network",
+           "run_settings"]
 
 
 def device_of(module: torch.nn.Module) -> torch.device:
@@ -75,7 +76,21 @@ def native_bf16(device: torch.device) -> bool:
 def autocast(device: torch.device, precision: str):
     """A context computing the network in bf16 where asked (``"bf16"``, or ``"auto"`` where native), else fp32."""
     use_bf16 = precision == "bf16" or (precision == "auto" and native_bf16(device))
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16)
+    if not use_bf16:
+        return autocast_off(device.type)
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def autocast_off(device_type: str):
+    """``torch.autocast(device_type, enabled=False)``: fp32 inside, even within a bf16 region.
+
+    Where this torch has no autocast for the device type at all (torch 2.2 has none for MPS, and
+    refuses even to switch it off there), nothing can be on, so there is nothing to switch off.
+    """
+    try:
+        return torch.autocast(device_type, enabled=False)
+    except RuntimeError:
+        return contextlib.nullcontext()
 
 
 @functools.lru_cache(maxsize=4)

@@ -94,6 +94,15 @@ def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
     assert cpu_flags.__wrapped__(str(tmp_path / "absent")) == frozenset()
 
 
+def test_fp32_on_mps_with_every_supported_torch():
+    """An fp32 run enters the autocast contexts on MPS too: torch 2.2 has no MPS autocast and refuses even
+    ``torch.autocast("mps", enabled=False)``, so there the contexts are empty (no MPS device is needed)."""
+    from nst_helpers.speed import autocast, autocast_off
+
+    with autocast(torch.device("mps"), "auto"), autocast_off("mps"), autocast_off("cpu"):
+        pass
+
+
 def test_cudnn_autotuning_lasts_only_as_long_as_the_run(monkeypatch):
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
     with run_settings(torch.device("cuda")):
