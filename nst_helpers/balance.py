@@ -30,15 +30,11 @@ Two measured anchors, each a ratio at a reference size, and that one rule:
   pictures by eye (``benchmarks/PAPER_RATIO.md``).
 
 Quick runs are a third case: small images and ~100 evaluations (the CPU
-presets, 128-144 px). From white noise the photo does not come back under a
-strong painting, at any budget tried: at 128 px with The Scream after 100, 200
-and 300 evaluations alike (grain 0.84, 0.80, 0.79), the town unreadable; at
-192 px, 300 evaluations, barely; at 256 px it reads after 150 evaluations
-already. More content from noise brings back a coarse dot lattice (period about
-8 px) in flat skies. So the ``"quick"`` recipe starts from the photo and weighs
-content ``QUICK_FACTOR`` times more than the size rule says: measured at 144 px,
-100 evaluations, on four paintings, against the rule alone, x10, from noise, and
-coarse-to-fine (``benchmarks/PICTURES.md``, section 4). The ``"paper"`` recipe
+presets, 128-144 px). There, from white noise, the photo does not come back
+under a strong painting, and more content brings a coarse dot lattice into flat
+skies. So the ``"quick"`` recipe starts from the photo and weighs content
+``QUICK_FACTOR`` times more than the size rule says (chosen at 144 px, 100
+evaluations, on four paintings: ``benchmarks/PICTURES.md``, section 4). The ``"paper"`` recipe
 is the paper's white noise at the size rule. A caller names the recipe
 (``transfer(recipe="quick")``, ``Preset.recipe``); nothing is switched by size.
 The paper's Fig. 6 (2016) shows the start matters little once converged.
@@ -89,10 +85,8 @@ REFERENCE_SIZE = 256
 BALANCED_RATIO = 3e-3
 #: Long edge (px) at which ``PAPER_FACTOR`` was measured (``benchmarks/PAPER_RATIO.md``).
 PAPER_REFERENCE_SIZE = 128
-#: Our alpha/beta over the paper's for the same picture, normalised network, at ``PAPER_REFERENCE_SIZE``:
-#: 1e-3 by eye without the smoothing term (2026-11-23); re-measured with it on Fig. 2's five paintings at 144 and
-#: 256 px (x1, x0.3, x0.1): x0.3 gives the paper's strong texture with the town clear, and no longer leaves the
-#: low layers' speckle in flat skies at 256 px (``benchmarks/PAPER_RATIO.md``, second part).
+#: Our alpha/beta over the paper's for the same picture, normalised network, at ``PAPER_REFERENCE_SIZE``: the paper's
+#: strong texture with the town clear on Fig. 2's five paintings, with the smoothing term (``benchmarks/PAPER_RATIO.md``).
 PAPER_FACTOR = 3e-4
 
 
