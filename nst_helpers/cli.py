@@ -127,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--content-layer", default="relu4_2", help="the paper's conv4_2 (rectified)")
     t.add_argument("--style-layers", default=",".join(STYLE_LAYERS), help="comma-separated layer names")
     t.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
-                   help="auto: bf16 features on CUDA, fp32 elsewhere; bf16 also pays on CPUs with AVX512-BF16/AMX")
+                   help="auto: bf16 features where the device has bf16 in hardware (CUDA 8.0+, CPUs with AVX512-BF16, AMX or Arm BF16), fp32 elsewhere")
     t.add_argument("--scales", default=None,
                    help="coarse-to-fine passes, e.g. 256,512: the steps split evenly, the result at the last size")
     _add_common(t, size=None, size_help="long edge of the result in px (default 256, or the last of --scales)")
