@@ -5,7 +5,7 @@ PyTorch sizes its pool of compute threads from the CPUs it sees: the CPU affinit
 Docker and Binder enforce it with a CFS quota (so many microseconds of CPU time per
 period), which PyTorch does not read. A student's kernel with a 1-CPU limit on a 64-core
 node then runs dozens of threads that the quota stops and starts, and a class of such
-kernels slows down together (``benchmarks/CLASS_LOAD.md``).
+kernels slows down together (``benchmarks/CLASSROOM.md``).
 
 The rule, applied once when ``nst_helpers`` is imported (``follow_cpu_limit``)::
 
