@@ -18,7 +18,7 @@ Networks" (CVPR 2016). One module per concept, where to find each of the paper's
   the grain figure)
 * ``memory``: a run's memory from the layer shapes, what is free, and the largest size that fits
 * ``speed``: what makes runs fast without changing them (bf16, memory layout, the network
-  cache, the CPU allocator)
+  cache, the CPU allocator); ``threads``: torch's thread count from the CPU limit (set at import)
 * ``images``: loading, saving and the paper's sample images
 * ``plotting``: showing images and loss curves in notebooks
 * ``lab``: the interactive lab's runs (settings, a background thread, Stop, the history);
@@ -62,6 +62,9 @@ from .smoothing import Smoothing
 from .stats import grain
 from .style_statistics import Statistic
 from .tasks import reconstruct_content, synthesize_texture, transfer
+from .threads import follow_cpu_limit
+
+follow_cpu_limit()  # torch's threads follow the CPUs this process may use, a container's CPU limit included
 
 __version__ = "0.1.0"
 

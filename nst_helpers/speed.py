@@ -12,10 +12,14 @@ The engine (``optimize``) calls this module in one place. What it does:
 * ``cached_network``: the VGG-19s the tasks load, kept (four at most) and shared by every
   run in the process, so a notebook loads its network once.
 * ``run_settings``: the process-wide settings a run changes, **the only ones the package
-  changes** (``figure_files.make_figures`` adds a SIGINT handler while it runs), each restored
-  when the run ends: on CUDA cuDNN's autotuning (``torch.backends.cudnn.benchmark``), on a
-  CPU glibc's allocator thresholds (after the run they stay where a torch process ends up
-  anyway: see its docstring). In a Jupyter kernel they affect whatever else runs meanwhile.
+  changes** besides the thread count below (``figure_files.make_figures`` adds a SIGINT handler
+  while it runs), each restored when the run ends: on CUDA cuDNN's autotuning
+  (``torch.backends.cudnn.benchmark``), on a CPU glibc's allocator thresholds (after the run
+  they stay where a torch process ends up anyway: see its docstring). In a Jupyter kernel
+  they affect whatever else runs meanwhile.
+* The thread count, set once when ``nst_helpers`` is imported and not restored: torch's
+  intra-op threads are lowered to the CPUs the process may use, its CPU affinity and a
+  container's CPU quota (``threads.follow_cpu_limit``; ``OMP_NUM_THREADS`` opts out).
 
 Measured effects are in ``benchmarks/RESULTS.md``.
 """
