@@ -105,7 +105,7 @@ class _interrupts:
 
     The engine catches the ``KeyboardInterrupt`` to return its best image; ``make_figures`` checks
     ``seen`` after each run so that Ctrl-C ends all 37 runs, not one. ``restore`` puts back the
-    previous SIGINT handler (the only process-wide change, for the duration of ``make_figures``).
+    previous SIGINT handler (process-wide, for the duration of ``make_figures`` only; ``speed`` lists the others).
     """
 
     def __init__(self) -> None:
