@@ -39,7 +39,7 @@ def run(style: str, size: int, ratio_256: float) -> dict:
     painting = nst.load_image(image_path(style), size)
     if not out.exists():
         ratio = ratio_at(ratio_256, size)
-        result = nst.transfer(photo, painting, alpha=ratio, beta=1.0, steps=SIZES[size], progress=False)
+        result = nst.transfer(photo, painting, alpha=ratio, beta=1.0, steps=SIZES[size], recipe="paper", progress=False)
         nst.save_image(result.image, out.with_suffix(".png"))
         h, i = result.history, result.best_step - 1
         out.write_text(json.dumps({

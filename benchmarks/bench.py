@@ -154,7 +154,8 @@ def final_loss(vgg, size: int, steps: int, precision: str, channels_last: bool) 
 
     content, style = pair(size)
     vgg.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)  # the engine follows it
-    result = transfer(content, style, beta=BETA, steps=steps, precision=precision, network=vgg, progress=False)
+    result = transfer(content, style, beta=BETA, steps=steps, precision=precision, network=vgg, recipe="paper",
+                      progress=False)
     return result.loss
 
 

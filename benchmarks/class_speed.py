@@ -3,7 +3,7 @@
     python benchmarks/class_speed.py --out benchmarks/class_speed   # ~10 min on 2 cores
 
 For two pairs (the paper's Tübingen + Starry Night, and Grace Hopper from matplotlib's sample
-data + The Scream) it runs today's default transfer (300 evaluations from white noise, fp32)
+data + The Scream) it runs today's default transfer (300 evaluations from white noise, ``precision="auto"``)
 and the candidates below, and prints for each: wall seconds, evaluations by size, the final
 picture's loss under the 256 px default objective (fp32, the same for every candidate, so the
 numbers compare), and the grain figure (``stats.grain``). The pictures go to ``--out`` with a
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 from PIL import Image
+from two_pass import two_pass
 
 import nst_helpers as nst
 from nst_helpers.stats import grain
@@ -35,21 +36,21 @@ def load(name: str, size: int) -> torch.Tensor:
 
 
 def candidates(size: int) -> dict[str, dict]:
-    """name -> how to run it: ``scales`` and ``scale_steps`` for coarse-to-fine, else ``steps``; the rest to transfer."""
-    half = size // 2
+    """name -> how to run it: ``scale_steps`` for two passes of any split (``two_pass.py``), else ``transfer``'s keywords."""
     return {
-        "today: 300 fp32": {"steps": 300, "precision": "fp32"},
-        "300 bf16": {"steps": 300, "precision": "bf16"},
-        "120 bf16": {"steps": 120, "precision": "bf16"},
-        "c2f 150+60 bf16": {"scales": (half, size), "scale_steps": (150, 60), "precision": "bf16"},
-        "c2f 200+80 bf16": {"scales": (half, size), "scale_steps": (200, 80), "precision": "bf16"},
-        "c2f 100+100 bf16": {"scales": (half, size), "scale_steps": (100, 100), "precision": "bf16"},
+        "today: 300": {"steps": 300, "recipe": "paper"},
+        "120": {"steps": 120, "recipe": "paper"},
+        "c2f 100+100": {"recipe": "coarse_to_fine"},  # the recipe: 200 steps split evenly
+        "c2f 150+60": {"scale_steps": (150, 60)},
+        "c2f 200+80": {"scale_steps": (200, 80)},
+        "c2f 200+50": {"scale_steps": (200, 50)},
     }
 
 
 def final_loss(photo: torch.Tensor, painting: torch.Tensor, image: torch.Tensor) -> float:
     """The default 256 px objective (fp32) at ``image``: one evaluation started there."""
-    return nst.transfer(photo, painting, init=image, steps=1, precision="fp32", progress=False).history["total"][0]
+    return nst.transfer(photo, painting, init=image, steps=1, recipe="paper", precision="fp32",
+                        progress=False).history["total"][0]
 
 
 def main() -> None:
@@ -72,9 +73,8 @@ def main() -> None:
         for name, how in chosen.items():
             how = dict(how)
             start = time.perf_counter()
-            if "scales" in how:
-                result = nst.coarse_to_fine(photo, painting, how.pop("scales"), how.pop("scale_steps"), progress=False,
-                                            **how)
+            if "scale_steps" in how:
+                result = two_pass(photo, painting, how.pop("scale_steps"), progress=False, **how)
             else:
                 result = nst.transfer(photo, painting, progress=False, **how)
             seconds = time.perf_counter() - start

@@ -163,7 +163,7 @@ def lab_run() -> None:
 
     preset = lab_preset("cpu")
     photo, painting = nst.load_image("tubingen", preset.size), nst.load_image("starry_night", preset.size)
-    kwargs = {"alpha": preset.ratio, "beta": 1.0, "init": preset.init, "seed": 0, "progress": False}
+    kwargs = {"alpha": preset.ratio, "beta": 1.0, "init": preset.init, "seed": 0, "recipe": "paper", "progress": False}
     nst.transfer(photo, painting, steps=1, **kwargs)  # loads the network (cached for the run that follows)
     print("ready", flush=True)
     sys.stdin.readline()  # every process starts its timed run together

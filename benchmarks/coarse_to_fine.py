@@ -3,7 +3,7 @@
     python benchmarks/coarse_to_fine.py --size 512 --steps 100 --splits 60:18,90:40 --out /tmp/c2f.png
 
 Single-scale runs ``--steps`` L-BFGS evaluations at ``--size``; coarse-to-fine
-runs ``coarse_to_fine(..., scales=(size/2, size), scale_steps=(a, b))`` for a few splits.
+runs two passes, ``a`` evaluations at size/2 then ``b`` at size (``two_pass.py``), for a few splits.
 Each final image is scored the same way, whatever produced it: the paper's
 total loss at full size, and again at half size (the image downsampled): the
 half-size loss sees the picture through receptive fields twice as large, a
@@ -13,7 +13,7 @@ loss is also printed term by term: the deep layers' style terms measure the
 large-scale structure on neutral ground.
 Time is wall-clock time (synchronised on a GPU): run it on a quiet machine.
 The coarse pass's beta is scaled by its share of the positions, as
-``coarse_to_fine`` does (see ``runs.coarse_to_fine``).
+the package's ``coarse_to_fine`` recipe does (``tasks.transfer``).
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ import argparse
 import time
 
 import torch
+from two_pass import two_pass
 
 from nst_helpers import STYLE_LAYERS, content_loss, load_image, load_vgg19, style_layer_loss, transfer
 from nst_helpers.images import resize
 from nst_helpers.objective import Gram, content_targets, objective, style_targets
-from nst_helpers.runs import coarse_to_fine
 from nst_helpers.speed import device_of
 
 BETA = 1e2
@@ -102,7 +102,7 @@ def main() -> None:
     # Single scale, with a snapshot and a timestamp at every evaluation.
     trace: list[tuple[float, torch.Tensor]] = []
     start = clock(device)
-    single = transfer(content, style, steps=args.steps, every=1,
+    single = transfer(content, style, steps=args.steps, every=1, recipe="paper",
                       callback=lambda p: trace.append((clock(device) - start, p.image)), **common)
     total = trace[-1][0]
     print(f"| run | time (s) | loss at {args.size} px | loss at {half} px |\n|---|---|---|---|")
@@ -120,7 +120,7 @@ def main() -> None:
     for split in args.splits.split(","):
         coarse, fine = (int(n) for n in split.split(":"))
         start = clock(device)
-        result = coarse_to_fine(content, style, (half, args.size), (coarse, fine), **common)
+        result = two_pass(content, style, (coarse, fine), **common)
         seconds = clock(device) - start
         same_time = single_at(seconds)
         print(f"| coarse-to-fine {half}:{coarse} + {args.size}:{fine} | {seconds:.1f} | {score_full(result.image):.4g} | "

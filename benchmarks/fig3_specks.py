@@ -161,7 +161,7 @@ def pixel_run(photo: Tensor, painting: Tensor, vgg, alpha: float, run: dict[str,
     weights = {layer: (run["low"] if layer in ("relu1_1", "relu2_1") else 1.0) / len(layers) for layer in layers}
     result = transfer(photo, painting, alpha=alpha, beta=1.0, style_layers=layers, layer_weights=weights,
                       network=vgg, content_layer=run["content"], extras=[Smoothing(NORMALISED_TV_WEIGHT * run["tv"])],
-                      init=init, steps=steps, seed=0, progress=False)
+                      init=init, steps=steps, seed=0, recipe="paper", progress=False)
     i = max(result.best_step, 1) - 1
     return result.image, {k: result.history[k][i] for k in ("content", "style", "tv")}
 

@@ -29,10 +29,10 @@ from pathlib import Path
 
 import torch
 from PIL import Image, ImageDraw
+from two_pass import two_pass
 
 import nst_helpers as nst
 from nst_helpers.losses import gram_matrix, rescale_gram, style_layer_loss
-from nst_helpers.runs import coarse_to_fine
 from nst_helpers.smoothing import Smoothing
 from nst_helpers.stats import grain
 
@@ -143,10 +143,11 @@ def run_ours(content: str, style: str, label: str, kwargs: dict, size: int, step
     network = {k: run.pop(k) for k in ("pooling", "normalize") if k in run}
     if network:
         run["network"] = nst.load_vgg19("caffe", **network)
-    if "scales" in run:  # coarse-to-fine passes
-        result = coarse_to_fine(photo, painting, progress=False, **run)
+    if "scales" in run:  # two passes: half size, then full size (the studies' own splits)
+        run.pop("scales")
+        result = two_pass(photo, painting, tuple(run.pop("scale_steps")), progress=False, **run)
     else:
-        result = nst.transfer(photo, painting, progress=False, **run)
+        result = nst.transfer(photo, painting, progress=False, **{"recipe": "paper", **run})
     png = out.with_suffix(".png")
     nst.save_image(result.image, png)
     h = result.history

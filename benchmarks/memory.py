@@ -29,7 +29,7 @@ def rss():
 photo = nst.load_image("tubingen", size); painting = nst.load_image("starry_night", size)
 torch.set_num_threads(2)
 base = rss()
-result = nst.transfer(photo, painting, steps=steps, init="noise", progress=False)
+result = nst.transfer(photo, painting, steps=steps, init="noise", recipe="paper", progress=False)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 h, w = photo.shape[-2:]
 print(json.dumps({"size": size, "hw": [h, w], "used": peak - base, "estimate": estimate(h, w, history=min(100, steps)).total,

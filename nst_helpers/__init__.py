@@ -11,7 +11,7 @@ Networks" (CVPR 2016). One module per concept, where to find each of the paper's
   the style term (``Gram``, the paper's) and the extras a transfer may add, as objects
 * ``optimize``: the one optimisation loop (L-BFGS or Adam on the pixels)
 * ``tasks``: the paper's three tasks: ``reconstruct_content``, ``synthesize_texture``, ``transfer``
-* ``runs``: the runs behind the figures (Fig. 1 rows, Fig. 2, the Fig. 3 grid), coarse-to-fine passes
+* ``runs``: the runs behind the figures (Fig. 1 rows, Fig. 2, the Fig. 3 grid)
 * ``balance``: the alpha/beta balance of eq. 7 across sizes, recipes and networks
 * ``smoothing``: the total-variation term ``Smoothing`` (not in the paper; on by default in ``transfer``)
 * ``stats``: statistics that check the pictures (PSNR, autocorrelation length, E_l per layer,
@@ -57,7 +57,6 @@ from .losses import (
 )
 from .objective import Extra, Gram, Style, white_noise
 from .optimize import Options, Progress, Result, optimize_image
-from .runs import coarse_to_fine
 from .smoothing import Smoothing
 from .stats import grain
 from .style_statistics import Statistic
@@ -88,7 +87,6 @@ __all__ = [
     "STYLE_LAYERS",
     "VGG19Features",
     "balanced_ratio",
-    "coarse_to_fine",
     "content_loss",
     "default_beta",
     "grain",

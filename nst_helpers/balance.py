@@ -29,15 +29,20 @@ Two measured anchors, each a ratio at a reference size, and that one rule:
   ``PAPER_REFERENCE_SIZE`` = 128 px, measured by matching the paper's
   pictures by eye (``benchmarks/PAPER_RATIO.md``).
 
-Quick runs are a third case: small images and ~100 evaluations (the CPU
-presets, 128-144 px). There, from white noise, the photo does not come back
-under a strong painting, and more content brings a coarse dot lattice into flat
-skies. So the ``"quick"`` recipe starts from the photo and weighs content
-``QUICK_FACTOR`` times more than the size rule says (chosen at 144 px, 100
-evaluations, on four paintings: ``benchmarks/PICTURES.md``, section 4). The ``"paper"`` recipe
-is the paper's white noise at the size rule. A caller names the recipe
-(``transfer(recipe="quick")``, ``Preset.recipe``); nothing is switched by size.
-The paper's Fig. 6 (2016) shows the start matters little once converged.
+A transfer's **recipe** (``RECIPES``) says where it starts, at which sizes it
+runs and for how many evaluations; a caller names it (``transfer(recipe=...)``,
+``Preset.recipe``, the command line's ``--recipe``), and nothing is switched by size:
+
+* ``"paper"``: the paper's algorithm, one pass from white noise at the size rule.
+* ``"coarse_to_fine"``, the default: the same loss and start, but the first half of the
+  evaluations at half the size, then the rest at full size. At 256 px it reaches
+  within 7 % of the paper recipe's loss in 40 % of its time, with the same
+  painting and photo to the eye (``benchmarks/class_speed.py``, ``RESULTS.md``).
+* ``"quick"``: previews of ~100 evaluations at small sizes (the lab on a CPU).
+  From white noise the photo does not come back that soon under a strong
+  painting, so it starts from the photo and weighs content ``QUICK_FACTOR`` times
+  more than the size rule (chosen at 144 px, 100 evaluations, four paintings:
+  ``benchmarks/PICTURES.md``, section 4).
 
 **Every network.** The ratios above were chosen on the raw Caffe VGG-19. Another
 network (the paper's normalised one, torchvision's, a file) gives the two terms
@@ -124,19 +129,25 @@ def balanced_ratio(size: float) -> float:
 
 @dataclass(frozen=True)
 class Recipe:
-    """Where a transfer starts, and its balance against the size rule (``balanced_ratio``)."""
+    """Where a transfer starts, its balance against the size rule (``balanced_ratio``), and its passes."""
 
     init: str  # the start: "noise" (the paper) or "content" (the photo)
     content_factor: float  # alpha/beta times this: how much more content than the size rule
+    steps: int  # loss+gradient evaluations in all, split evenly between the passes
+    passes: tuple[float, ...] = (1.0,)  # each pass's long edge as a fraction of the result's, each from the last
 
 
 #: How much more content quick runs need than ``balanced_ratio``: at 144 px, 100 evaluations from the photo, x1
 #: left the town unreadable under Starry Night and The Scream, x10 washed the paintings out (looked at, 4 paintings).
 QUICK_FACTOR = 3.0
-#: The named recipes ``transfer(recipe=...)`` takes: the paper's start and the size rule, or a quick run's.
+#: The named recipes ``transfer(recipe=...)`` takes (module docstring).
 RECIPES = {
-    "paper": Recipe(init="noise", content_factor=1.0),  # white noise (Fig. 1, 2), converged (~300 evaluations)
-    "quick": Recipe(init="content", content_factor=QUICK_FACTOR),  # from the photo, ~100 evaluations, small sizes
+    # the paper: white noise (Fig. 1, 2); 300 L-BFGS evaluations converge at 256 px (measured; the paper does not say)
+    "paper": Recipe(init="noise", content_factor=1.0, steps=300),
+    # 100 at half size + 100 at full size: 22 s against the paper recipe's 56 s at 256 px, loss +0-7 % (2 pairs)
+    "coarse_to_fine": Recipe(init="noise", content_factor=1.0, steps=200, passes=(0.5, 1.0)),
+    # from the photo with more content, ~100 evaluations at small sizes
+    "quick": Recipe(init="content", content_factor=QUICK_FACTOR, steps=100),
 }
 
 
@@ -147,7 +158,7 @@ def recipe(name: str) -> Recipe:
     return RECIPES[name]
 
 
-def default_ratio(size: float, recipe_name: str = "paper") -> float:
+def default_ratio(size: float, recipe_name: str = "coarse_to_fine") -> float:
     """A balanced alpha/beta for a transfer of ``size`` px with the named recipe: ``balanced_ratio`` times its
     ``content_factor``.
 
@@ -156,7 +167,7 @@ def default_ratio(size: float, recipe_name: str = "paper") -> float:
     return recipe(recipe_name).content_factor * balanced_ratio(size)
 
 
-def default_beta(size: float, alpha: float = 1.0, recipe_name: str = "paper",
+def default_beta(size: float, alpha: float = 1.0, recipe_name: str = "coarse_to_fine",
                  term_scales: tuple[float, float] = (1.0, 1.0)) -> float:
     """``transfer``'s default beta: with ``alpha``, the balance of ``default_ratio(size, recipe_name)`` on the raw
     Caffe VGG-19, carried to a network whose content and style terms are ``term_scales`` times the raw network's

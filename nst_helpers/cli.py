@@ -35,39 +35,32 @@ def _transfer(args: argparse.Namespace) -> int:
     from .control import Blend
     from .features import check_layers, pick_device
     from .images import check_output_path, load_image
-    from .runs import coarse_to_fine
     from .smoothing import Smoothing
     from .speed import cached_network
     from .tasks import transfer
 
     # Everything that can be checked is checked before the work starts, so that no run is lost at the end
-    # (the memory too: transfer and coarse_to_fine check it before their first evaluation).
+    # (the memory too: transfer checks it before its first evaluation).
     output = check_output_path(args.output)
     recipe(args.recipe)
-    scales = _scales(args.scales) if args.scales else None
-    if scales and args.size not in (None, scales[-1]):
-        raise ValueError(f"--size {args.size} and the last of --scales {args.scales} disagree; give one of them")
     check_layers([args.content_layer, *args.style_layers.split(",")])
     weights = [float(w) for w in args.style_weights.split(",")] if args.style_weights else None
     if weights is not None and len(weights) != len(args.style):
         raise ValueError(f"--style-weights gives {len(weights)} weights for {len(args.style)} STYLE images: "
                          "give one per painting")
-    if scales and len(args.style) > 1:
-        raise ValueError("--scales takes one STYLE image; blend several paintings in a single pass")
     # The weights, checked now and loaded once (the network's cache keeps it for the run).
     network = cached_network(args.weights, args.pooling, str(pick_device(args.device)), args.normalize)
-    size = scales[-1] if scales else args.size or 256
-    content = load_image(args.content, size)
-    styles = [load_image(source, size) for source in args.style]
+    content = load_image(args.content, args.size)
+    styles = [load_image(source, args.size) for source in args.style]
     style = styles[0] if len(styles) == 1 else Blend(styles, weights)
     extras = [] if args.tv_weight == 0 else [Smoothing(args.tv_weight)]
     extras += [KeepColors(args.preserve_color)] if args.preserve_color else []
     common = dict(
         alpha=args.alpha, beta=args.beta, content_layer=args.content_layer, style_layers=args.style_layers.split(","),
-        extras=extras, recipe=args.recipe, steps=args.steps, optimizer=args.optimizer, network=network,
-        seed=args.seed, precision=args.precision, **({} if args.init is None else {"init": args.init}),
+        extras=extras, recipe=args.recipe, optimizer=args.optimizer, network=network, seed=args.seed,
+        precision=args.precision, **{k: v for k, v in (("init", args.init), ("steps", args.steps)) if v is not None},
     )
-    result = coarse_to_fine(content, style, scales, **common) if scales else transfer(content, style, **common)
+    result = transfer(content, style, **common)
     path = _save_or_keep(result.image, output)
     h = result.history
     i = result.best_step - 1
@@ -94,13 +87,6 @@ def _save_or_keep(image, path: Path) -> Path:
         return kept
 
 
-def _scales(text: str) -> list[int]:
-    try:
-        return [int(size) for size in text.split(",")]
-    except ValueError:
-        raise ValueError(f"--scales takes long edges in px separated by commas, e.g. 256,512; got {text!r}") from None
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m nst_helpers", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -113,9 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--beta", type=float, default=None,
                    help="style weight (eq. 7); default: balanced for the size, recipe and network "
                         "(nst_helpers.balance.default_beta)")
-    t.add_argument("--recipe", choices=["paper", "quick"], default="paper",
-                   help="paper: white noise, converged (~300 steps); quick: from the photo with more content, "
-                        "for ~100 steps at small sizes (nst_helpers.balance.RECIPES)")
+    t.add_argument("--recipe", choices=["coarse_to_fine", "paper", "quick"], default="coarse_to_fine",
+                   help="coarse_to_fine: white noise, 100 steps at half size then 100 at full size; paper: the "
+                        "paper's single pass, 300 steps; quick: from the photo with more content, 100 steps, for "
+                        "previews (nst_helpers.balance.RECIPES)")
     t.add_argument("--tv-weight", type=float, default=None,
                    help="total-variation weight, against the grain the paper's loss cannot see (default: "
                         "nst_helpers.balance.default_tv_weight for the network; 0 is the paper's loss)")
@@ -128,9 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--style-layers", default=",".join(STYLE_LAYERS), help="comma-separated layer names")
     t.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
                    help="auto: bf16 features where the device has bf16 in hardware (CUDA 8.0+, CPUs with AVX512-BF16, AMX or Arm BF16), fp32 elsewhere")
-    t.add_argument("--scales", default=None,
-                   help="coarse-to-fine passes, e.g. 256,512: the steps split evenly, the result at the last size")
-    _add_common(t, size=None, size_help="long edge of the result in px (default 256, or the last of --scales)")
+    _add_common(t, steps=None, steps_help="loss+gradient evaluations in all (default: the recipe's)")
     t.set_defaults(run=_transfer)
     try:
         from .figure_files import add_cli

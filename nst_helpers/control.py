@@ -49,7 +49,7 @@ import torch.nn.functional as nnf
 from torch import Tensor
 
 from .features import LAYER_NAMES, VGG19Features, check_layers, layer_shapes
-from .images import as_batch
+from .images import as_batch, resize, scaled_shape
 from .losses import check_weights, style_loss
 from .objective import Style, features_of, style_targets
 from .style_statistics import gram_per_position
@@ -191,6 +191,13 @@ class Guided(Style):
 
     def with_paintings(self, paintings: Sequence[Tensor]) -> Guided:
         return Guided(tuple(paintings), self.masks, self.weights)
+
+    def scaled(self, fraction: float) -> Guided:
+        if fraction == 1:
+            return self
+        masks = [torch.as_tensor(m).float().reshape(1, 1, *torch.as_tensor(m).shape[-2:]) for m in self.masks]
+        masks = [resize(m, scaled_shape(m, fraction))[0, 0].clamp(0, 1) for m in masks]  # the masks with the result
+        return Guided(tuple(resize(p, scaled_shape(p, fraction)) for p in self.paintings), masks, self.weights)
 
     def settings(self, targets: Mapping[str, Any] | None = None) -> dict[str, Any]:
         return {"paintings": len(self.paintings), "masks": True, "style_weights": shares(self.weights, len(self.paintings))}

@@ -224,7 +224,7 @@ def figure2(ctx: FigureContext) -> FigureOutput:
             continue
         painting = load_image(path, ctx.size)
         ours = paper_ratio(ratio, ctx.size)
-        result = transfer(photo, painting, alpha=ours, beta=1.0, init=ctx.init, **ctx.options)
+        result = transfer(photo, painting, alpha=ours, beta=1.0, init=ctx.init, recipe="paper", **ctx.options)
         ctx.tick(1)
         results[panel] = (painting, result, ratio, ours)
 
@@ -310,7 +310,7 @@ def figure3(ctx: FigureContext) -> FigureOutput:
     grid: dict[tuple[int, float], Result] = {}
     for depth in range(1, 6):  # row by row, so that the progress bar moves
         grid.update(ratio_grid(photo, painting, ratios=list(ours.values()), depths=[depth],
-                               init=ctx.init, extras=FIG3_EXTRAS, **ctx.options))
+                               init=ctx.init, recipe="paper", extras=FIG3_EXTRAS, **ctx.options))
         ctx.tick(len(ours))
     rows: dict[str, dict[str, dict[str, float]]] = {}
     checks: dict[str, bool] = {}
@@ -363,7 +363,7 @@ def figure_layers(ctx: FigureContext) -> FigureOutput:
     ratio = 1e-3
     ours = paper_ratio(ratio, ctx.size)
     layers = ("relu2_2", "relu4_2")
-    results = {layer: transfer(photo, painting, alpha=ours, beta=1.0, content_layer=layer, init=ctx.init,
+    results = {layer: transfer(photo, painting, alpha=ours, beta=1.0, content_layer=layer, init=ctx.init, recipe="paper",
                                **ctx.options) for layer in layers}
     ctx.tick(len(results))
     errors = {layer: psnr(r.image, photo) for layer, r in results.items()}
@@ -402,7 +402,7 @@ def figure_init(ctx: FigureContext) -> FigureOutput:
     results = {}
     for label, start in starts.items():
         options = {**ctx.options, **start}
-        results[label] = transfer(photo, painting, alpha=ours, beta=1.0, **options)
+        results[label] = transfer(photo, painting, alpha=ours, beta=1.0, recipe="paper", **options)
         ctx.tick(1)
     stats = {
         "paper_ratio": ratio, "our_ratio": ours,

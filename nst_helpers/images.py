@@ -278,6 +278,11 @@ def resize(image: Tensor, size: tuple[int, int]) -> Tensor:
     return torch.nn.functional.interpolate(image, size=size, mode="bilinear", antialias=True, align_corners=False)
 
 
+def scaled_shape(image: Tensor, fraction: float) -> tuple[int, int]:
+    """(H, W) of ``image`` with both sides times ``fraction``, at least 1 px."""
+    return max(1, round(image.shape[-2] * fraction)), max(1, round(image.shape[-1] * fraction))
+
+
 def as_batch(image: Tensor, name: str) -> Tensor:
     """``image`` as a float (B, 3, H, W) batch (a (3, H, W) image gains the batch axis); a clear error otherwise."""
     if not isinstance(image, Tensor):

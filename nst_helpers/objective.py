@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from .features import VGG19Features, check_layers, layer_shapes
-from .images import as_batch, resize
+from .images import as_batch, resize, scaled_shape
 from .losses import check_weights, content_loss, gram_matrix, rescale_gram, style_loss, total_loss
 from .speed import autocast, cached_network, device_of, prepare_network
 
@@ -114,6 +114,13 @@ class Style:
     def with_paintings(self, paintings: Sequence[Tensor]) -> Style:
         """The same term with other paintings in the same places (``color`` recolours them)."""
         raise NotImplementedError
+
+    def scaled(self, fraction: float) -> Style:
+        """The term for a result ``fraction`` times as large, its paintings scaled alike so that brush strokes keep
+        their size in the picture (a recipe's smaller passes, ``balance.RECIPES``)."""
+        if fraction == 1:
+            return self
+        return self.with_paintings([resize(p, scaled_shape(p, fraction)) for p in self.paintings])
 
     def settings(self, targets: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The term's settings as plain values, for ``Result.settings``; ``targets``: a run's, if made."""

@@ -48,7 +48,7 @@ _OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
 class Options:
     """Settings shared by the three tasks (``tasks``): each task takes them as keywords."""
 
-    steps: int = 300  # most loss+gradient evaluations; the paper does not say, 300 L-BFGS evals converge at 256 px (measured)
+    steps: int = 300  # most loss+gradient evaluations; the paper does not say, 300 L-BFGS evals converge at 256 px (measured); a transfer's recipe sets its own
     tol: float = 0.0  # stop once the best loss fell by less than this fraction in the last WINDOW evaluations; 0: all steps
     optimizer: str = "lbfgs"  # the paper: L-BFGS (2016, Sec. 2.3); or "adam"
     lr: float | None = None  # None: 1.0 for L-BFGS (line search picks the step), 0.02 for Adam (pixels in [0, 1])

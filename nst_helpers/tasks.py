@@ -16,14 +16,15 @@ paper comes as objects: the style term (``objective.Gram`` for one painting, the
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from torch import Tensor
 
 from .balance import default_beta
 from .balance import recipe as named_recipe
-from .features import STYLE_LAYERS, check_layers
-from .images import as_batch
+from .features import STYLE_LAYERS, check_layers, min_size
+from .images import as_batch, resize, scaled_shape
 from .memory import check_fits
 from .objective import (
     Extra,
@@ -116,7 +117,7 @@ def transfer(
     style_layers: Sequence[str] = STYLE_LAYERS,
     layer_weights: Mapping[str, float] | None = None,
     extras: Sequence[Extra] = (Smoothing(),),
-    recipe: str = "paper",
+    recipe: str = "coarse_to_fine",
     **options: Any,
 ) -> Result:
     """Render ``content_image`` in the style of ``style_image`` (eq. 7, Fig. 2).
@@ -138,20 +139,23 @@ def transfer(
         layer_weights: ``{layer: w_l}`` for every style layer; default ``1/len(style_layers)``.
         extras: what the run adds to the paper's method, in order: ``smoothing.Smoothing``,
             ``color.KeepColors``, or your own ``objective.Extra``.
-        recipe: ``"paper"`` (white noise, the size rule's balance) or ``"quick"`` (from the
-            photo, more content: for ~100 evaluations at small sizes): ``balance.RECIPES``.
-            An ``init`` option overrides the recipe's start; the balance stays the recipe's.
+        recipe: ``"coarse_to_fine"`` (white noise, half the evaluations at half size first),
+            ``"paper"`` (white noise, one pass) or ``"quick"`` (from the photo, more content:
+            previews of ~100 evaluations): start, balance, passes and steps (``balance.RECIPES``).
+            ``init`` and ``steps`` options override the recipe's; the balance stays the recipe's.
         **options: see ``Options`` (steps, optimizer, init, seed, network, precision, callback, ...).
-            Coarse-to-fine passes: ``runs.coarse_to_fine``.
 
     Note:
-        Differs from the paper by default: a small total-variation term (``smoothing.Smoothing``)
-        removes the pixel-level grain the paper's loss does not see (notebook 04,
-        ``benchmarks/PICTURES.md``); ``extras=()`` is the paper's eq. 7.
+        Differs from the paper by default, in two ways: a small total-variation term
+        (``smoothing.Smoothing``) removes the pixel-level grain the paper's loss does not see
+        (notebook 04, ``benchmarks/PICTURES.md``), and the default recipe spends its first
+        evaluations at half size, where they cost a quarter (``balance``). ``extras=()`` and
+        ``recipe="paper"`` run the paper's algorithm.
     """
     photo = as_batch(content_image, "content_image")
     style = as_style(style_image)
-    o = Options.from_kwargs({"init": named_recipe(recipe).init, **options})
+    plan = named_recipe(recipe)
+    o = Options.from_kwargs({"init": plan.init, "steps": plan.steps, **options})
     check_weighting(alpha, 0.0 if beta is None else beta, list(style_layers), layer_weights)
     check_layers([content_layer])
     vgg = o.vgg()
@@ -163,18 +167,64 @@ def transfer(
     # The default balance was chosen on the raw Caffe VGG-19; measured on this network, it carries over.
     c, s = term_scales(vgg, style.paintings[0], content_layer, list(style_layers), layer_weights, o.seed)
     beta = default_beta(max(photo.shape[-2:]), alpha, recipe, (c, s)) if beta is None else beta
-    start = initial_image(o.init, photo.shape, o.seed, content=content, style=style.paintings[0])
-    for extra in extras:
-        start = extra.start(start)
-    start = start.to(device_of(vgg))
-    terms = {e.name: t for e in extras if (t := e.term(photo.to(start.device), alpha, c)) is not None}
-    p = content_targets(vgg, content, [content_layer], o.precision)  # P^l (eq. 1)
-    a = style.targets(vgg, list(style_layers), start, o.precision)  # A^l (eqs. 3, 4)
-    loss = objective(vgg, p, style, a, alpha, beta, layer_weights, o.precision, terms)  # eq. 7 (+ the extras' terms)
     settings = {"alpha": alpha, "beta": beta, "content_layer": content_layer, "style_layers": list(style_layers),
-                "layer_weights": layer_weights, "recipe": recipe, **style.settings(a),
+                "layer_weights": layer_weights, "recipe": recipe,
                 **{k: v for e in extras for k, v in e.settings(c).items()}}
-    result = _solve("transfer", loss, start, o, settings)
+    steps = _split(o.steps, len(plan.passes))
+    smallest = max(min_size(layer) for layer in [content_layer, *style_layers])
+    shortest = min(min(image.shape[-2:]) for image in (photo, *style.paintings))
+    start: Tensor | None = None
+    passes: list[Result] = []
+    for fraction, n in zip(plan.passes, steps):
+        if n == 0:
+            continue
+        fraction = min(1.0, max(fraction, smallest / shortest))  # never smaller than the deepest layer needs
+        hw = scaled_shape(photo, fraction)
+        here, style_here = resize(content, hw), style.scaled(fraction)  # the painting scaled with the photo
+        if start is None:  # the recipe's start, then the extras' (e.g. its luminance only)
+            start = initial_image(o.init, (1, 3, *hw), o.seed, content=here, style=style_here.paintings[0])
+            for extra in extras:
+                start = extra.start(start)
+        else:  # the last pass's result, enlarged
+            start = resize(passes[-1].image, hw)
+        start = start.to(device_of(vgg))
+        terms = {e.name: t for e in extras if (t := e.term(resize(photo, hw).to(start.device), alpha, c)) is not None}
+        p = content_targets(vgg, here, [content_layer], o.precision)  # P^l (eq. 1)
+        a = style_here.targets(vgg, list(style_layers), start, o.precision)  # A^l (eqs. 3, 4)
+        # Eq. 1 sums over positions and eq. 4 does not: beta times this pass's share of the positions keeps the
+        # balance of the result's size at every pass.
+        share = hw[0] * hw[1] / (photo.shape[-2] * photo.shape[-1])
+        loss = objective(vgg, p, style_here, a, alpha, beta * share, layer_weights, o.precision, terms)  # eq. 7 (+ extras)
+        passes.append(_solve("transfer", loss, start, replace(o, steps=n), {**settings, **style_here.settings(a)}))
+        if passes[-1].stopped not in ("done", "converged"):  # interrupted, stopped by the callback: keep what is
+            break
+    result = _joined(passes, photo, o.steps)
     for extra in extras:  # e.g. the photo's chroma back on a luminance-only result
         result.image = extra.finish(result.image, photo)
     return result
+
+
+def _split(steps: int, count: int) -> list[int]:
+    """``steps`` evaluations split evenly between ``count`` passes, the remainder to the last (fewer steps than
+    passes: the first passes get none and are skipped)."""
+    share = steps // count
+    return [share] * (count - 1) + [steps - share * (count - 1)]
+
+
+def _joined(passes: list[Result], photo: Tensor, steps: int) -> Result:
+    """One result from a recipe's passes: the last image at the photo's size, the histories joined."""
+    last = passes[-1]
+    if len(passes) == 1 and last.image.shape[-2:] == photo.shape[-2:]:  # one pass: the paper's recipe
+        return last
+    history: dict[str, list[float]] = {}
+    for part in passes:  # in the full size's units: eq. 1 and the smoothing sum over positions, beta was scaled
+        times = photo.shape[-2] * photo.shape[-1] / (part.image.shape[-2] * part.image.shape[-1])
+        for key, values in part.history.items():
+            history.setdefault(key, []).extend(v * times for v in values)
+    done = [part.steps for part in passes]
+    settings = {**last.settings, "steps": steps, "pass_steps": done, "size": list(photo.shape[-2:]),
+                "init": passes[0].settings["init"]}
+    image = resize(last.image, tuple(photo.shape[-2:])).clamp(0, 1)  # resizes only if a pass stopped early
+    return Result(image=image, history=history, steps=sum(done), seconds=sum(part.seconds for part in passes),
+                  settings=settings, stopped=last.stopped,
+                  best_step=sum(done[:-1]) + last.best_step if last.best_step else 0)

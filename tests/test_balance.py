@@ -34,9 +34,11 @@ def test_balanced_ratio_and_default_beta_are_the_measured_anchor():
 def test_no_size_switch_the_recipe_alone_sets_the_start_and_the_balance():
     """The paper's recipe at every size (white noise, the size rule); "quick" from the photo with QUICK_FACTOR
     more content, at every size too: no threshold changes either."""
-    assert balance.recipe("paper") == balance.Recipe(init="noise", content_factor=1.0)
-    assert balance.recipe("quick") == balance.Recipe(init="content", content_factor=balance.QUICK_FACTOR)
-    assert set(balance.RECIPES) == {"paper", "quick"}
+    assert balance.recipe("paper") == balance.Recipe(init="noise", content_factor=1.0, steps=300)
+    assert balance.recipe("coarse_to_fine") == balance.Recipe(init="noise", content_factor=1.0, steps=200,
+                                                              passes=(0.5, 1.0))
+    assert balance.recipe("quick") == balance.Recipe(init="content", content_factor=balance.QUICK_FACTOR, steps=100)
+    assert set(balance.RECIPES) == {"paper", "coarse_to_fine", "quick"}
     for size in (64, 128, 255, 256, 512, 1024):
         assert balance.default_ratio(size) == pytest.approx(balanced_ratio(size))
         assert balance.default_ratio(size, "quick") == pytest.approx(balance.QUICK_FACTOR * balanced_ratio(size))
@@ -45,7 +47,7 @@ def test_no_size_switch_the_recipe_alone_sets_the_start_and_the_balance():
 
 
 def test_an_unknown_recipe_names_the_recipes():
-    with pytest.raises(ValueError, match="Unknown recipe 'fast'; use one of paper, quick"):
+    with pytest.raises(ValueError, match="Unknown recipe 'fast'; use one of paper, coarse_to_fine, quick"):
         balance.recipe("fast")
     with pytest.raises(ValueError, match="Unknown recipe"):
         default_beta(128, recipe_name="noise")  # the old init name is not a recipe

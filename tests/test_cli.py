@@ -49,17 +49,18 @@ def test_transfer_with_sample_names(tmp_path, data_dir, capsys):
     assert load_image(out).shape == (1, 3, 24, 32)
 
 
-def test_transfer_coarse_to_fine(tmp_path, capsys):
+def test_transfer_recipes_and_their_steps(tmp_path, capsys):
     content, style = _images(tmp_path)
     out = tmp_path / "c2f.png"
-    assert main(["transfer", str(content), str(style), "-o", str(out), "--scales", "24,32", "--steps", "4",
+    assert main(["transfer", str(content), str(style), "-o", str(out), "--size", "32", "--steps", "4",
                  "--device", "cpu"]) == 0
-    assert Image.open(out).size == (32, 24)  # the last scale's size
-    assert "after 4 steps" in capsys.readouterr().out
-    assert main(["transfer", str(content), str(style), "-o", str(out), "--scales", "24,32", "--size", "64"]) == 2
-    assert "disagree" in capsys.readouterr().err
-    assert main(["transfer", str(content), str(style), "-o", str(out), "--scales", "24,big"]) == 2
-    assert "e.g. 256,512" in capsys.readouterr().err
+    assert Image.open(out).size == (32, 24)
+    assert "after 4 steps" in capsys.readouterr().out  # 2 at half size + 2 at full size
+    assert main(["transfer", str(content), str(style), "-o", str(out), "--size", "32", "--steps", "3",
+                 "--recipe", "paper", "--device", "cpu"]) == 0
+    assert "after 3 steps" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # the recipe carries the passes
+        main(["transfer", str(content), str(style), "-o", str(out), "--scales", "24,32"])
 
 
 def test_errors_are_one_clear_line(tmp_path, capsys):
@@ -95,7 +96,7 @@ def test_the_start_is_the_recipe_s_whatever_the_size(tmp_path, capsys, transfer_
             "--weights", "random", "--device", "cpu"]
     assert main(args) == 0
     kwargs = transfer_calls[-1][1]
-    assert kwargs["recipe"] == "paper" and "init" not in kwargs and kwargs["beta"] is None
+    assert kwargs["recipe"] == "coarse_to_fine" and "init" not in kwargs and kwargs["beta"] is None
     assert main([*args, "--recipe", "quick"]) == 0
     assert transfer_calls[-1][1]["recipe"] == "quick"
     assert "after 2 steps" in capsys.readouterr().out

@@ -63,13 +63,91 @@ def test_texture_synthesis_takes_another_statistic_as_a_style_term_not_a_keyword
         synthesize_texture(smooth_image, style_statistic="mmd_linear")
 
 
-def test_no_size_switch_the_paper_recipe_starts_from_white_noise_at_a_small_size(smooth_image, small_run):
-    """48 px, far below the old 256 px threshold: the default is still the paper's start and the size rule."""
+def test_no_size_switch_the_default_recipe_starts_from_white_noise_at_a_small_size(smooth_image, small_run):
+    """48 px, far below the old 256 px threshold: the default is still white noise and the size rule."""
     style = smooth_image.flip(-1)
-    result = transfer(smooth_image, style, alpha=2.0, steps=1, **small_run)
-    assert result.settings["recipe"] == "paper" and result.settings["init"] == "noise"
-    assert result.settings["beta"] == pytest.approx(2.0 / balanced_ratio(48))  # the image's long edge
-    assert result.history["content"][0] > 0  # the first evaluation is at the noise, not at the photo
+    for recipe in ("coarse_to_fine", "paper"):
+        result = transfer(smooth_image, style, alpha=2.0, steps=2, recipe=recipe, **small_run)
+        assert result.settings["recipe"] == recipe and result.settings["init"] == "noise"
+        assert result.settings["beta"] == pytest.approx(2.0 / balanced_ratio(48))  # the image's long edge
+        assert result.history["content"][0] > 0  # the first evaluation is at the noise, not at the photo
+    assert transfer(smooth_image, style, steps=1, **small_run).settings["recipe"] == "coarse_to_fine"
+
+
+def test_the_default_recipe_runs_half_its_steps_at_half_size_then_at_full_size(pair, small_run):
+    content, style = pair  # 40x48: passes at 20x24, then 40x48
+    result = transfer(content, style, alpha=1.0, beta=1e2, steps=12, **small_run)
+    assert result.image.shape == content.shape and result.settings["size"] == [40, 48]
+    assert result.settings["pass_steps"] == [6, 6] and result.steps == 12 and len(result.history["total"]) == 12
+    fine = result.history["total"][6:]
+    assert fine[-1] < fine[0]  # the full-size pass improves on its enlarged start
+    assert result.best_step > 6 and result.loss == min(fine)
+    assert 0 <= result.image.min() and result.image.max() <= 1 and result.image.std() > 0.01
+    assert "tv" in result.history and len(result.history["tv"]) == 12  # the extras reach every pass
+    # the paper's recipe is one pass; too few steps for two passes skip the half-size one
+    assert "pass_steps" not in transfer(content, style, steps=3, recipe="paper", **small_run).settings
+    assert "pass_steps" not in transfer(content, style, steps=1, **small_run).settings
+
+
+def test_every_pass_keeps_the_balance_of_the_full_size(pair, small_run, monkeypatch):
+    """L_content sums over positions and L_style (eq. 4) does not: a pass with a quarter of the positions gets a
+    quarter of beta, so that it solves the full size's problem."""
+    from nst_helpers import tasks
+
+    seen = []
+    real = tasks.objective
+
+    def spy(vgg, p, style, a, alpha, beta, *args, **kwargs):
+        seen.append((tuple(next(iter(p.values())).shape[-2:]), alpha, beta))
+        return real(vgg, p, style, a, alpha, beta, *args, **kwargs)
+
+    monkeypatch.setattr(tasks, "objective", spy)
+    content, style = pair
+    transfer(content, style, alpha=1.0, beta=1e2, steps=4, **small_run)
+    (small_hw, _, small_beta), (big_hw, _, big_beta) = seen
+    assert big_beta == 1e2 and small_beta == pytest.approx(1e2 * (20 * 24) / (40 * 48))
+    # The balance itself: the content and style losses of one image, shrunk with its targets, keep their ratio.
+    from nst_helpers import content_loss, gram_matrix, style_layer_loss
+    from nst_helpers.images import resize
+
+    vgg = small_run["network"]
+
+    def parts(image, photo, painting):
+        feats = vgg(image, ["relu2_1"])["relu2_1"]
+        photo_f, painting_f = vgg(photo, ["relu2_1"])["relu2_1"], vgg(painting, ["relu2_1"])["relu2_1"]
+        return float(content_loss(feats, photo_f)), float(style_layer_loss(feats, gram_matrix(painting_f)))
+
+    g = torch.Generator().manual_seed(3)
+    big = [torch.rand(1, 3, 8, 8, generator=g).repeat_interleave(8, -1).repeat_interleave(8, -2) for _ in range(3)]
+    small = [resize(x, (32, 32)) for x in big]
+    (c_big, s_big), (c_small, s_small) = parts(*big), parts(*small)
+    assert (c_small / s_small) / (c_big / s_big) == pytest.approx(1 / 4, rel=0.2)
+
+
+def test_the_settings_of_a_two_pass_run_run_it_again(pair, small_run):
+    content, style = pair
+    result = transfer(content, style, alpha=1.0, beta=1e2, steps=8, **small_run)
+    s = result.settings
+    assert s["init"] == "noise" and s["steps"] == 8 and s["beta"] == 1e2 and s["recipe"] == "coarse_to_fine"
+    again = transfer(content, style, alpha=s["alpha"], beta=s["beta"], steps=s["steps"], recipe=s["recipe"],
+                     init=s["init"], **small_run)
+    torch.testing.assert_close(again.image, result.image)
+
+
+def test_an_interrupted_first_pass_returns_its_image_at_full_size(pair, small_run):
+    content, style = pair
+    result = transfer(content, style, steps=10, callback=lambda p: p.step >= 2, every=1, **small_run)
+    assert result.stopped == "stopped" and result.image.shape == content.shape and result.steps < 5
+
+
+def test_guided_masks_follow_the_half_size_pass(pair, small_run):
+    from nst_helpers.control import Guided
+
+    content, style = pair
+    left = torch.zeros(40, 48)
+    left[:, :24] = 1
+    result = transfer(content, Guided([style, style.flip(-1)], [left, 1 - left]), steps=4, **small_run)
+    assert result.settings["pass_steps"] == [2, 2] and result.image.shape == content.shape
 
 
 def test_the_quick_recipe_starts_from_the_photo_with_more_content(smooth_image, small_run):
@@ -85,7 +163,7 @@ def test_the_quick_recipe_starts_from_the_photo_with_more_content(smooth_image, 
 
 
 def test_an_unknown_recipe_is_a_clear_error(smooth_image, small_run):
-    with pytest.raises(ValueError, match="Unknown recipe 'fast'; use one of paper, quick"):
+    with pytest.raises(ValueError, match="Unknown recipe 'fast'; use one of paper, coarse_to_fine, quick"):
         transfer(smooth_image, smooth_image, recipe="fast", steps=1, **small_run)
 
 
@@ -109,7 +187,7 @@ def test_no_extras_is_the_papers_eq_7_and_the_default_adds_the_smoothing(smooth_
 def test_settings_record_the_recipe_the_extras_and_the_network(smooth_image, small_run):
     result = transfer(smooth_image, smooth_image.flip(-1), steps=1, **small_run)
     s = result.settings
-    assert s["task"] == "transfer" and s["recipe"] == "paper" and s["tv_weight"] == DEFAULT_TV_WEIGHT
+    assert s["task"] == "transfer" and s["recipe"] == "coarse_to_fine" and s["tv_weight"] == DEFAULT_TV_WEIGHT
     assert (s["weights"], s["pooling"], s["normalize"], s["device"]) == ("caffe", "avg", False, "cpu")
     assert s["size"] == [40, 48] and s["steps"] == 1 and "network" not in s and "callback" not in s
 
@@ -136,7 +214,8 @@ class Pull(Extra):
 
 def test_a_custom_extras_term_appears_in_the_history_under_its_name(pair, small_run):
     photo, painting = pair
-    result = transfer(photo, painting, alpha=2.0, beta=1e3, steps=3, init=photo, extras=[Pull(0.25)], **small_run)
+    result = transfer(photo, painting, alpha=2.0, beta=1e3, steps=3, init=photo, extras=[Pull(0.25)], recipe="paper",
+                      **small_run)
     h = result.history
     assert set(h) == {"total", "content", "style", "pull"} and result.settings["pull"] == 0.25
     assert h["pull"][0] == pytest.approx(2.0 * 0.25 * float((photo - 0.5).pow(2).sum()), rel=1e-5)  # at the start
