@@ -11,7 +11,11 @@ of a minute or two. Prints markdown tables for ``benchmarks/RESULTS.md``:
    against best mm rate, median against median: like with like on a machine
    whose speed drifts), peak memory, and the final loss of an L-BFGS run with
    that variant;
-3. whole processes: our CLI and pastiche's, same photo, painting, size, steps,
+3. the engine's step against the network's own forward and backward timed alone
+   (what the losses, L-BFGS and Python add);
+4. time to a finished picture: our command line at its defaults against pastiche's
+   300 steps on the same pairs, with each picture's grain figure (``stats.grain``);
+5. whole processes: our CLI and pastiche's, same photo, painting, size, steps,
    weights (the same Caffe VGG-19 file), pooling and optimiser (L-BFGS), taking
    turns for a few rounds: wall time, per step and start-up, peak RSS (each
    child's own VmHWM), and our time as a fraction of theirs.
@@ -149,6 +153,38 @@ def time_step(vgg, size: int, precision: str, channels_last: bool, device: torch
     return min(times), statistics.median(times), peak
 
 
+def time_network(vgg, size: int, precision: str, device: torch.device, reps: int) -> float:
+    """Median seconds of the network alone: forward to the layers a transfer reads, backward to the image."""
+    from nst_helpers.speed import autocast, run_settings
+
+    content, _ = pair(size)
+    layers = [*STYLE_LAYERS, "relu4_2"]
+    x = torch.rand(content.shape, generator=torch.Generator().manual_seed(0)).to(device).requires_grad_(True)
+    times = []
+    with run_settings(device):
+        for i in range(reps + 2):
+            sync(device)
+            start = time.perf_counter()
+            with autocast(device, precision):
+                feats = vgg(x, layers)
+            sum(f.float().sum() for f in feats.values()).backward()  # d(sum)/d(feature) = 1: no loss work
+            x.grad = None
+            sync(device)
+            if i >= 2:
+                times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def engine_step(vgg, size: int, steps: int) -> float:
+    """Seconds per evaluation of a whole default-precision run (L-BFGS, losses, Python, targets included)."""
+    from nst_helpers import transfer
+
+    content, style = pair(size)
+    transfer(content, style, beta=BETA, steps=2, network=vgg, recipe="paper", progress=False)  # warm-up
+    result = transfer(content, style, beta=BETA, steps=steps, network=vgg, recipe="paper", progress=False)
+    return result.seconds / result.steps
+
+
 def final_loss(vgg, size: int, steps: int, precision: str, channels_last: bool) -> float:
     from nst_helpers import transfer
 
@@ -245,6 +281,34 @@ def compare_processes(size: int, steps: int, device: torch.device, threads: int 
     return list(rows.values())
 
 
+def finished_pictures(size: int, device: torch.device, pairs: list[tuple[str, str]]) -> list[dict]:
+    """Time to a finished picture: our CLI at its defaults (no --steps, no --beta) and pastiche at 300 steps,
+    each picture's grain figure (``stats.grain``), for each pair; the two take turns."""
+    from nst_helpers.images import load_image as load
+    from nst_helpers.stats import grain
+
+    py = sys.executable
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for content, style in pairs:
+            c, s = str(sample_image(content)), str(sample_image(style))
+            out = str(Path(tmp) / "out.png")
+            commands = {
+                "pastiche, 300 steps": [py, "-m", "pastiche", "-c", c, "-s", s, "-o", out, "--size", str(size),
+                                        "--num-steps", "300", "--pooling", "avg", "--random-init", "--optimizer",
+                                        "lbfgs", "--seed", "0", "--no-verbose", "--device", device.type],
+                "ours, defaults": [py, "-m", "nst_helpers", "transfer", c, s, "-o", out, "--size", str(size),
+                                   "--device", device.type],
+            }
+            for name, command in commands.items():
+                wall, _, _ = run_process(command, env)
+                image = load(out)
+                figure = grain(image, load(c, max(image.shape[-2:])), load(s, max(image.shape[-2:])))
+                rows.append({"pair": f"{content} + {style}", "name": name, "wall": wall, "grain": figure})
+    return rows
+
+
 # ------------------------------------------------------------------ main
 
 
@@ -260,12 +324,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="turns of the process comparison (default 2)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: the best available)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, all cores)")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["steps", "loss", "cli"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["steps", "loss", "network", "finished", "cli"])
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
 
     from nst_helpers.features import load_vgg19, pick_device
+    from nst_helpers.speed import native_bf16
 
     device = pick_device(args.device)
     gpu = device.type == "cuda"
@@ -331,6 +396,29 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {label} | {loss:.5g} | {100 * (loss / reference - 1):+.2f}% | {seconds:.1f} |", flush=True)
         if gpu:
             set_tf32(False)
+        print()
+
+    if "network" not in args.skip:
+        size = 128 if args.quick else 256
+        alone = time_network(vgg, size, "bf16" if native_bf16(device) else "fp32", device, reps)
+        step = engine_step(vgg, size, 10 if args.quick else 30)
+        print(f"## The step against the network alone ({size} px, precision auto)\n")
+        print("network: forward to the 5 style layers and relu4_2, backward to the image (median); engine: a whole "
+              "run's seconds per evaluation (losses, L-BFGS, Python and the targets included).\n")
+        print("| network alone (s) | engine step (s) | overhead |\n|---|---|---|")
+        print(f"| {alone:.4f} | {step:.4f} | {100 * (step / alone - 1):+.1f}% |\n", flush=True)
+
+    if "finished" not in args.skip:
+        size = 128 if args.quick else 256
+        pairs = [(CONTENT, STYLE)] if args.quick else [(CONTENT, STYLE), ("tubingen", "the_scream")]
+        print(f"## Time to a finished picture ({size} px)\n")
+        print("Our command line at its defaults against pastiche's 300 steps, same pair, one after the other.\n")
+        print("| pair | program | wall (s) | wall / pastiche | grain |\n|---|---|---|---|---|")
+        rows = finished_pictures(size, device, pairs)
+        for peer, ours in zip(rows[::2], rows[1::2]):
+            for row in (peer, ours):
+                print(f"| {row['pair']} | {row['name']} | {row['wall']:.1f} | {row['wall'] / peer['wall']:.2f} | "
+                      f"{row['grain']:.2f} |", flush=True)
         print()
 
     if "cli" not in args.skip:

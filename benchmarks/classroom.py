@@ -112,8 +112,9 @@ def cpu_seconds() -> tuple[float, float]:
 
 # ---------------------------------------------------------------------------------------- sizing
 
-def execute(path: Path) -> None:
-    """Run one notebook in a fresh kernel (this process's child) and print one JSON line of results."""
+def execute(path: Path, keep: Path | None = None) -> None:
+    """Run one notebook in a fresh kernel (this process's child) and print one JSON line of results; ``keep``: a
+    folder for the executed notebook, to look at its pictures."""
     import nbformat
     from nbclient import NotebookClient
 
@@ -126,6 +127,9 @@ def execute(path: Path) -> None:
         start, (busy, ours) = time.perf_counter(), cpu_seconds()
         client.execute()
         seconds = time.perf_counter() - start
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, keep / path.name)
     other = (cpu_seconds()[0] - busy) - (cpu_seconds()[1] - ours)
     text = "".join(o.get("text", "") for o in nb.cells[-1].outputs)
     peak_kib, end_kib, threads, package = text.split("NST_PEAK", 1)[1].split()
@@ -134,13 +138,14 @@ def execute(path: Path) -> None:
                       "other_cpu_s": round(other, 1)}))
 
 
-def sizing(notebooks: list[Path], cpus: float) -> None:
+def sizing(notebooks: list[Path], cpus: float, keep: Path | None = None) -> None:
     print(f"# {machine()}; each notebook in a fresh kernel")
     for path in notebooks:
         with cpu_limit(cpus, "sizing") as (how, prefix):
             env = {**os.environ, "NST_PROGRESS": "0"}
             env.pop("NST_SMOKE", None)  # the CPU preset
-            out = subprocess.run([*prefix, sys.executable, __file__, "_execute", str(path)], env=env,
+            out = subprocess.run([*prefix, sys.executable, __file__, "_execute", str(path),
+                                  *(["--keep", str(keep)] if keep else [])], env=env,
                                  capture_output=True, text=True)
         if out.returncode != 0:
             raise SystemExit(f"{path.name} failed:\n{out.stderr[-3000:]}")
@@ -218,21 +223,24 @@ def main(argv: list[str] | None = None) -> None:
     s = sub.add_parser("sizing", help="each notebook's time and kernel peak memory at --cpus CPUs")
     s.add_argument("notebooks", nargs="+", type=Path)
     s.add_argument("--cpus", type=float, default=float(len(os.sched_getaffinity(0))))
+    s.add_argument("--keep", type=Path, help="a folder for the executed notebooks (their pictures)")
     ld = sub.add_parser("load", help="N processes at once, each cores/N CPUs, the lab's default run")
     ld.add_argument("--kernels", type=int, nargs="+", default=[1, 2, 4])
     ld.add_argument("--repeat", type=int, default=3)
     ld.add_argument("--cores", type=float, default=float(len(os.sched_getaffinity(0))),
                     help="CPUs shared by the N processes (default: all this process may use)")
     ld.add_argument("--package", type=Path, help="import nst_helpers from this checkout in the runs")
-    sub.add_parser("_execute").add_argument("notebook", type=Path)
+    ex = sub.add_parser("_execute")
+    ex.add_argument("notebook", type=Path)
+    ex.add_argument("--keep", type=Path)
     sub.add_parser("_lab_run")
     args = parser.parse_args(argv)
     if args.command == "sizing":
-        sizing(args.notebooks, args.cpus)
+        sizing(args.notebooks, args.cpus, args.keep)
     elif args.command == "load":
         load(args.kernels, args.repeat, args.cores, args.package)
     elif args.command == "_execute":
-        execute(args.notebook)
+        execute(args.notebook, args.keep)
     else:
         lab_run()
 

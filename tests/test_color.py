@@ -47,7 +47,7 @@ def test_luminance_mode_returns_the_photos_chroma(random_vgg):
     photo, painting = image(5), image(6)
     starts = []
     result = transfer(photo, painting, alpha=1.0, beta=1e3, steps=3, init="content", network=random_vgg,
-                      progress=False, extras=[Smoothing(), KeepColors("luminance")],
+                      progress=False, extras=[Smoothing(), KeepColors("luminance")], recipe="paper",
                       callback=lambda progress: starts.append(progress.image) if progress.step == 1 else None, every=1)
     chroma, photo_chroma = color.rgb_to_yiq(result.image)[:, 1:], color.rgb_to_yiq(photo)[:, 1:]
     assert_close(chroma, photo_chroma, rtol=0, atol=1e-5)  # everywhere: the luminance is limited, not RGB clamped

@@ -32,12 +32,13 @@ def test_no_weight_is_the_default_for_the_network(smooth_image):
 
 def test_in_a_transfer_the_first_tv_part_is_the_closed_form_at_the_start(smooth_image, small_run):
     style = smooth_image.flip(-1)
-    default = transfer(smooth_image, style, alpha=3.0, beta=1e3, steps=2, init=smooth_image, **small_run)
+    default = transfer(smooth_image, style, alpha=3.0, beta=1e3, steps=2, init=smooth_image, recipe="paper",
+                       **small_run)
     assert default.settings["tv_weight"] == DEFAULT_TV_WEIGHT  # the raw Caffe network: c = 1
     assert default.history["tv"][0] == pytest.approx(3.0 * DEFAULT_TV_WEIGHT * float(total_variation(smooth_image)),
                                                      rel=1e-5)
     given = transfer(smooth_image, style, alpha=3.0, beta=1e3, steps=2, init=smooth_image, extras=[Smoothing(10.0)],
-                     **small_run)
+                     recipe="paper", **small_run)
     assert given.settings["tv_weight"] == 10.0
     assert given.history["tv"][0] == pytest.approx(3.0 * 10.0 * float(total_variation(smooth_image)), rel=1e-5)
 

@@ -154,7 +154,7 @@ def test_cpu_memory_is_kept_during_runs_and_given_back_after(monkeypatch, pair, 
         pass
     assert libc.calls == []
     content, style = pair
-    transfer(content, style, steps=2, optimizer="adam", network=vgg, progress=False)
+    transfer(content, style, steps=2, optimizer="adam", network=vgg, recipe="paper", progress=False)
     assert libc.calls == keep + restore  # the engine uses it around a CPU run
 
 
