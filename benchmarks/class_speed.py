@@ -40,7 +40,8 @@ def candidates(size: int) -> dict[str, dict]:
     return {
         "today: 300": {"steps": 300, "recipe": "paper"},
         "120": {"steps": 120, "recipe": "paper"},
-        "c2f 100+100": {"recipe": "coarse_to_fine"},  # the recipe: 200 steps split evenly
+        "c2f 90+90": {"recipe": "coarse_to_fine"},  # the recipe: 180 steps split evenly
+        "c2f 100+100": {"scale_steps": (100, 100)},
         "c2f 150+60": {"scale_steps": (150, 60)},
         "c2f 200+80": {"scale_steps": (200, 80)},
         "c2f 200+50": {"scale_steps": (200, 50)},

@@ -36,8 +36,8 @@ runs and for how many evaluations; a caller names it (``transfer(recipe=...)``,
 * ``"paper"``: the paper's algorithm, one pass from white noise at the size rule.
 * ``"coarse_to_fine"``, the default: the same loss and start, but the first half of the
   evaluations at half the size, then the rest at full size. At 256 px it reaches
-  within 7 % of the paper recipe's loss in 40 % of its time, with the same
-  painting and photo to the eye (``benchmarks/class_speed.py``, ``RESULTS.md``).
+  within 8 % of the paper recipe's loss in about a third of its time, with the
+  same painting and photo to the eye (``benchmarks/class_speed.py``, ``RESULTS.md``).
 * ``"quick"``: previews of ~100 evaluations at small sizes (the lab on a CPU).
   From white noise the photo does not come back that soon under a strong
   painting, so it starts from the photo and weighs content ``QUICK_FACTOR`` times
@@ -144,8 +144,8 @@ QUICK_FACTOR = 3.0
 RECIPES = {
     # the paper: white noise (Fig. 1, 2); 300 L-BFGS evaluations converge at 256 px (measured; the paper does not say)
     "paper": Recipe(init="noise", content_factor=1.0, steps=300),
-    # 100 at half size + 100 at full size: 22 s against the paper recipe's 56 s at 256 px, loss +0-7 % (2 pairs)
-    "coarse_to_fine": Recipe(init="noise", content_factor=1.0, steps=200, passes=(0.5, 1.0)),
+    # 90 at half size + 90 at full size: 18-21 s against the paper recipe's 55-56 s at 256 px, loss +2-8 % (2 pairs)
+    "coarse_to_fine": Recipe(init="noise", content_factor=1.0, steps=180, passes=(0.5, 1.0)),
     # from the photo with more content, ~100 evaluations at small sizes
     "quick": Recipe(init="content", content_factor=QUICK_FACTOR, steps=100),
 }

@@ -54,7 +54,9 @@ def _wait_for_server(url: str, process: subprocess.Popen, log: Path, timeout: fl
 
 @contextlib.contextmanager
 def jupyterlab(root: Path, data_dir: Path, smoke: bool = True):
-    """Run a private JupyterLab serving a copy of notebooks/ from ``root``; yields its URL, then stops it."""
+    """Run a private JupyterLab serving a copy of notebooks/ from ``root``; yields its URL, then stops it.
+
+    ``smoke``: the 32 px preset on one thread; else the device's own preset on every CPU the process may use."""
     served = root / "notebooks"
     shutil.copytree(NOTEBOOKS, served, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "lab_results"))
     kernel_dir = root / "data" / "kernels" / "python3"  # this Python, whatever `python` is on PATH
@@ -72,12 +74,12 @@ def jupyterlab(root: Path, data_dir: Path, smoke: bool = True):
         "JUPYTER_RUNTIME_DIR": str(root / "runtime"), "IPYTHONDIR": str(root / "ipython"),
         "JUPYTERLAB_SETTINGS_DIR": str(root / "settings"), "JUPYTERLAB_WORKSPACES_DIR": str(root / "workspaces"),
         "NST_DATA_DIR": str(data_dir), "NST_CACHE_DIR": str(root / "cache"),
-        "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg",
+        "MPLBACKEND": "Agg",
         "JUPYTER_PREFER_ENV_PATH": "0",  # our JUPYTER_DATA_DIR (and its kernelspec) before the venv's
     }
     env.pop("NST_SMOKE", None)
     if smoke:
-        env["NST_SMOKE"] = "1"
+        env["NST_SMOKE"], env["OMP_NUM_THREADS"] = "1", "1"
     port = _free_port()
     command = [
         sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
@@ -164,6 +166,34 @@ def test_lab_in_jupyterlab(lab_server, chromium, tmp_path):
         assert errors.count() == 0, errors.first.inner_text()
     finally:
         page.close()
+
+
+def test_the_lab_s_default_run_at_the_cpu_preset(tmp_path_factory, data_dir, chromium):
+    """The lab as a student opens it on this machine: the default run (``lab_preset``, no smoke) makes a picture
+    of at least 192 px and finishes. Its time, from the click on Run to "Finished", and the engine's own seconds
+    are printed (``-s``): the figure README and RESULTS.md quote, measured here, not asserted."""
+    from nst_helpers.lab import lab_preset
+
+    preset = lab_preset("cpu", smoke=False)
+    with jupyterlab(tmp_path_factory.mktemp("jupyter-cpu"), data_dir, smoke=False) as url:
+        page = chromium.new_page(viewport={"width": 1400, "height": 1600})
+        try:
+            open_lab(page, url)
+            page.locator(".nst-lab-run").scroll_into_view_if_needed()
+            start = time.monotonic()
+            page.locator(".nst-lab-run").click()
+            page.locator(".nst-lab-history .nst-lab-card").first.wait_for(timeout=TIMEOUT_MS)
+            wall = time.monotonic() - start
+            message = page.locator(".nst-lab-message").inner_text()
+            assert "Finished" in message, message
+            width, height = page.evaluate("(() => { const i = document.querySelector('img.nst-lab-image');"
+                                          " return [i.naturalWidth, i.naturalHeight]; })()")
+            assert max(width, height) == preset.size >= 192, (width, height, preset)
+            engine = message.split("steps in ")[1].split(" s")[0]
+            print(f"\nlab default run in the browser: {preset.steps} steps at {width}x{height} px, "
+                  f"{wall:.1f} s from the click on Run to the picture, {engine} s in the engine")
+        finally:
+            page.close()
 
 
 def test_07s_blend_slider_opens_on_the_row_above_and_runs_a_blend_when_moved(lab_server, chromium, tmp_path):
