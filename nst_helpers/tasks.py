@@ -11,6 +11,8 @@ work), the start, the targets (P^l for eq. 1, A^l for eqs. 3-4), eq. 7 as a func
 image (``objective``), and L-BFGS on the pixels (``optimize``). What a transfer adds to the
 paper comes as objects: the style term (``objective.Gram`` for one painting, the paper's;
 ``control`` and ``style_statistics`` for others) and ``extras`` (``smoothing``, ``color``).
+A transfer's recipe (``balance.RECIPES``) may run those steps first at half size, where an
+evaluation costs a quarter; that result, enlarged, starts the full-size pass.
 """
 
 from __future__ import annotations
