@@ -9,7 +9,7 @@ Two measurements (results and the commands that made them: ``benchmarks/CLASSROO
   Notebook 05 shows the lab; one default run of it is appended (a student's first click on Run).
 * ``load``: N processes start at once, each limited to its share of the machine (a CFS quota of
   cores/N CPUs, which is how Kubernetes enforces ``singleuser.cpu.limit``), and each runs the lab's
-  default run (``lab_preset``: 128 px, 100 steps on a CPU). Prints the time per run, its ratio to one
+  default run (``lab_preset`` on a CPU: 192 px, 80 steps). Prints the time per run, its ratio to one
   process alone, and the throughput.
 
 CPU limits are cgroup quotas (v1 ``cpu`` controller or v2 ``cpu.max``), which needs root and a writable
@@ -180,7 +180,11 @@ def lab_run() -> None:
 
 
 def load(kernels: list[int], repeat: int, cores: float, package: Path | None) -> None:
-    print(f"# {machine()}; each process a CFS quota of {cores}/N CPUs; the lab's default run (128 px, 100 steps)")
+    from nst_helpers.lab import lab_preset
+
+    preset = lab_preset("cpu", smoke=False)
+    print(f"# {machine()}; each process a CFS quota of {cores}/N CPUs; the lab's default run ({preset.size} px, "
+          f"{preset.steps} steps)")
     print("| processes | CPU each | threads each | time per run, s (mean, slowest) | x one alone | runs per minute "
           "| other programs, CPU s |")
     print("|---|---|---|---|---|---|---|")
