@@ -26,6 +26,7 @@ image that is flat, or one of the inputs again, is refused before it is measured
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -61,24 +62,28 @@ def _wrong(exercise: int, hint: str) -> bool:
     return _say(exercise, False, "", hint)
 
 
-def _missing(exercise: int, *answers: Any) -> bool:
-    """True (and says so) while any answer is still ``None``."""
-    if any(answer is None for answer in answers):
-        print(f"· exercise {exercise}: not answered yet")
-        return True
-    return False
+def _check(*answers: str) -> Callable[[Callable[..., bool]], Callable[..., bool]]:
+    """Make a check of a function: it waits ("not answered yet") while one of its ``answers`` (parameters, or an
+    item of one) is still None, and prints a ✗ instead of raising on an answer it cannot use at all (a list for a
+    tensor, a misspelt argument): the notebook runs on."""
+    def wrap(check: Callable[..., bool]) -> Callable[..., bool]:
+        signature = inspect.signature(check)
 
-
-def _never_raises(check: Callable[..., bool]) -> Callable[..., bool]:
-    """An answer a check cannot use at all (a list for a tensor, a misspelt argument) is a ✗, not an error."""
-    @functools.wraps(check)
-    def guarded(exercise: int, *args: Any, **kwargs: Any) -> bool:
-        try:
-            return check(exercise, *args, **kwargs)
-        except Exception as err:  # noqa: BLE001 - the module's contract: the notebook runs on past a wrong answer
-            return _wrong(exercise, f"this answer cannot be used ({type(err).__name__}: {err}); "
-                          "pass what the comment beside it asks for")
-    return guarded
+        @functools.wraps(check)
+        def guarded(exercise: int, *args: Any, **kwargs: Any) -> bool:
+            try:
+                given = [signature.bind(exercise, *args, **kwargs).arguments.get(name) for name in answers]
+                items = [v for g in given if isinstance(g, (list, tuple, dict))
+                         for v in (g.values() if isinstance(g, dict) else g)]
+                if any(answer is None for answer in given + items):
+                    print(f"· exercise {exercise}: not answered yet")
+                    return False
+                return check(exercise, *args, **kwargs)
+            except Exception as err:  # noqa: BLE001 - the module's contract: the notebook runs on past a wrong answer
+                return _wrong(exercise, f"this answer cannot be used ({type(err).__name__}: {err}); "
+                              "pass what the comment beside it asks for")
+        return guarded
+    return wrap
 
 
 def _image(answer: Tensor | Result) -> Tensor:
@@ -131,11 +136,9 @@ def _terms(run: Result) -> tuple[float, float]:
 # Notebook 01: content reconstruction
 
 
-@_never_raises
+@_check("answer")
 def check_layer_size(exercise: int, layer: str, height: int, width: int, answer: int | None) -> bool:
     """Is ``answer`` the number of responses N_l x M_l that eq. 1 compares at ``layer`` for an H x W image?"""
-    if _missing(exercise, answer):
-        return False
     n, h, w = layer_shapes([layer], height, width)[layer]
     part = {n: "N_l alone", h * w: "M_l alone"}.get(answer, f"{answer}")
     return _say(exercise, float(answer) == n * h * w, f"{layer} compares N x M = {n} x {h * w} = {n * h * w} numbers",
@@ -143,15 +146,13 @@ def check_layer_size(exercise: int, layer: str, height: int, width: int, answer:
                 "(each pooling halves the height and the width)")
 
 
-@_never_raises
+@_check("max_pooled", "average_pooled")
 def check_max_above_average(exercise: int, max_pooled: Tensor | None, average_pooled: Tensor | None) -> bool:
     """Are these max and average poolings of the same responses: average <= max <= 4 x average everywhere?
 
     The largest of a 2x2 window's four responses is at least their mean and, none being negative (``pool1``
     follows a ReLU), at most their sum.
     """
-    if _missing(exercise, max_pooled, average_pooled):
-        return False
     high, mean = max_pooled.detach().float().cpu(), average_pooled.detach().float().cpu()
     if high.shape != mean.shape:
         return _wrong(exercise, f"the shapes differ ({tuple(high.shape)} and {tuple(mean.shape)}): take the same "
@@ -171,11 +172,9 @@ def check_max_above_average(exercise: int, max_pooled: Tensor | None, average_po
                 hint)
 
 
-@_never_raises
+@_check("answer", "images")
 def check_noisier(exercise: int, images: Mapping[str, Result | None], answer: str | None) -> bool:
     """Is ``answer`` the layer whose reconstruction in ``images`` ({layer: Result}) keeps the most top-band power?"""
-    if _missing(exercise, answer, *images.values()):
-        return False
     for layer, run in images.items():
         if problem := _not_runs("reconstruct_content", {f"the {layer} reconstruction": run}, layer=layer):
             return _wrong(exercise, problem)
@@ -189,11 +188,9 @@ def check_noisier(exercise: int, images: Mapping[str, Result | None], answer: st
                 f"measured top-band power: {figures}; look at the pictures enlarged")
 
 
-@_never_raises
+@_check("short", "long")
 def check_longer_run(exercise: int, short: Result | None, long: Result | None) -> bool:
     """Does the longer run, the same as the short one but for its steps, end at a loss no higher?"""
-    if _missing(exercise, short, long):
-        return False
     task = short.settings.get("task") if isinstance(short, Result) else "reconstruct_content"
     if problem := _not_runs(task, {"the short run": short, "the long run": long}, ["steps"]):
         return _wrong(exercise, problem)
@@ -205,12 +202,10 @@ def check_longer_run(exercise: int, short: Result | None, long: Result | None) -
                 f"the longer run ended higher ({long.loss:.4g} > {short.loss:.4g}): did both start from the same image?")
 
 
-@_never_raises
+@_check("gradient")
 def check_pixel_gradient(exercise: int, gradient: Tensor | None, image: Tensor, photo: Tensor,
                          extractor: VGG19Features, layer: str = "relu4_2") -> bool:
     """Is ``gradient`` dL_content/dx of eq. 1 at ``layer``, for the pixels ``image`` against ``photo``?"""
-    if _missing(exercise, gradient):
-        return False
     device = device_of(extractor)
     x = image.detach().float().to(device).requires_grad_(True)
     with torch.no_grad():
@@ -230,23 +225,19 @@ def check_pixel_gradient(exercise: int, gradient: Tensor | None, image: Tensor, 
 # Notebook 02: the Gram matrix
 
 
-@_never_raises
+@_check("answer")
 def check_gram_entry(exercise: int, features: Tensor, i: int, j: int, answer: float | None) -> bool:
     """Is ``answer`` the entry G[i, j] (0-based, as in the code) of the Gram of ``features`` (N, M)?"""
-    if _missing(exercise, answer):
-        return False
     value = float(features[i] @ features[j])
     return _say(exercise, abs(float(answer) - value) < 1e-6 * max(1.0, abs(value)), f"G[{i},{j}] = {value:g}",
                 f"G[{i},{j}] is not {answer}: multiply row {i} of F by row {j} position by position and add "
                 "(rows and columns count from 0, as in the code)")
 
 
-@_never_raises
+@_check("answer")
 def check_changed_by_shuffle(exercise: int, features: Tensor, row: int, order: Tensor,
                              answer: Sequence[tuple[int, int]] | None) -> bool:
     """Are ``answer``'s (i, j) exactly the Gram entries that change when only ``row`` of F is reordered by ``order``?"""
-    if _missing(exercise, answer):
-        return False
     shuffled = features.clone()
     shuffled[row] = features[row, order]
     changed = (gram_matrix(shuffled[None, :, :, None]) != gram_matrix(features[None, :, :, None]))[0]
@@ -258,15 +249,13 @@ def check_changed_by_shuffle(exercise: int, features: Tensor, row: int, order: T
                 f"involve map {row} next to another map, and does its sum of squares change?")
 
 
-@_never_raises
+@_check("cross")
 def check_gram_of_sum(exercise: int, first: Tensor, second: Tensor, cross: Tensor | None) -> bool:
     """Is ``cross`` one extra term of G(F1 + F2) - G(F1) - G(F2) = F1 F2^T + F2 F1^T, for (N, M) responses?
 
     One term is asked for: the difference, computed, would be right without the expansion. A term alone is
     not symmetric; the difference (and half of it) is.
     """
-    if _missing(exercise, cross):
-        return False
     got, f1, f2 = torch.as_tensor(cross).detach().double().cpu(), first.double(), second.double()
     terms = {"F1 F2^T": f1 @ f2.T, "F2 F1^T": f2 @ f1.T}
 
@@ -281,11 +270,9 @@ def check_gram_of_sum(exercise: int, first: Tensor, second: Tensor, cross: Tenso
                   "terms as a product of F1 and F2")
 
 
-@_never_raises
+@_check("colour", "grey")
 def check_more_colour(exercise: int, colour: Result | None, grey: Result | None) -> bool:
     """Is the colour painting's texture more colourful (spread of R, G, B per pixel) than the grey one's, made alike?"""
-    if _missing(exercise, colour, grey):
-        return False
     if problem := _not_runs("synthesize_texture", {"the colour texture": colour, "the grey texture": grey}, []):
         return _wrong(exercise, problem)
     a, b = (float(_image(run).std(dim=1).mean()) for run in (colour, grey))
@@ -296,11 +283,9 @@ def check_more_colour(exercise: int, colour: Result | None, grey: Result | None)
                 f"colour spread {a:.3f} vs {b:.3f}: pass the colour painting's texture first")
 
 
-@_never_raises
+@_check("gram", "answer")
 def check_constant_map(exercise: int, features: Tensor, gram: Tensor | None, answer: int | None) -> bool:
     """With a map of ones added to ``features`` (N, M), is ``gram`` the (N+1)^2 Gram and ``answer`` the row of sums?"""
-    if _missing(exercise, gram, answer):
-        return False
     n, m = features.shape
     wider = torch.cat([features, torch.ones(1, m, dtype=features.dtype)])
     expected = wider @ wider.T
@@ -314,23 +299,19 @@ def check_constant_map(exercise: int, features: Tensor, gram: Tensor | None, ans
 # Notebook 03: style reconstruction
 
 
-@_never_raises
+@_check("answer")
 def check_receptive_field(exercise: int, layer: str, answer: int | None) -> bool:
     """Is ``answer`` the side (px) of the input patch one response of ``layer`` depends on?"""
-    if _missing(exercise, answer):
-        return False
     side = receptive_field(layer)
     return _say(exercise, float(answer) == side, f"{layer} sees {side} x {side} px",
                 f"{layer} does not see {answer} px: each 3x3 convolution adds 2 steps of the current grid, "
                 "each 2x2 pooling adds 1 and doubles the step")
 
 
-@_never_raises
+@_check("result")
 def check_statistics_matched(exercise: int, result: Result | None, start: Tensor, style_image: Tensor,
                              layers: Sequence[str], extractor: VGG19Features | None = None) -> bool:
     """Is ``result`` a texture made from ``layers`` whose Gram losses E_l all fell below its ``start``'s?"""
-    if _missing(exercise, result):
-        return False
     if problem := _not_runs("synthesize_texture", {"the texture": result}, layers=list(layers)):
         return _wrong(exercise, problem)
     image = _image(result)
@@ -346,12 +327,10 @@ def check_statistics_matched(exercise: int, result: Result | None, start: Tensor
                 f"E_l did not fall at {', '.join(worse)}: was the texture made from this painting and this start?")
 
 
-@_never_raises
+@_check("deep_only", "with_low")
 def check_low_layers_matter(exercise: int, deep_only: Result | None, with_low: Result | None,
                             style_image: Tensor, extractor: VGG19Features | None = None) -> bool:
     """Does the texture made without relu1_1 miss the painting's relu1_1 statistics more than the one made with it?"""
-    if _missing(exercise, deep_only, with_low):
-        return False
     runs = {"the deep-only texture": deep_only, "the other": with_low}
     if problem := _not_runs("synthesize_texture", runs, ["layers", "layer_weights"]):
         return _wrong(exercise, problem)
@@ -364,7 +343,7 @@ def check_low_layers_matter(exercise: int, deep_only: Result | None, with_low: R
                 f"E_relu1_1 {deep:.3g} (deep only) is not above {low:.3g}: were both made from this painting?")
 
 
-@_never_raises
+@_check("low_weighted", "high_weighted")
 def check_weights_steer(exercise: int, low_weighted: Result | None, high_weighted: Result | None,
                         style_image: Tensor, extractor: VGG19Features | None = None) -> bool:
     """Weight on relu1_1 vs weight on relu5_1: does each texture match its heavy layer better, relative to the other?
@@ -373,8 +352,6 @@ def check_weights_steer(exercise: int, low_weighted: Result | None, high_weighte
     balance E_relu5_1 / E_relu1_1, which must tip towards relu5_1 when it
     carries the weight (absolute deep-layer losses need long runs to separate).
     """
-    if _missing(exercise, low_weighted, high_weighted):
-        return False
     runs = {"the first texture": low_weighted, "the second": high_weighted}
     if problem := _not_runs("synthesize_texture", runs, ["layer_weights"]):
         return _wrong(exercise, problem)
@@ -396,12 +373,10 @@ def check_weights_steer(exercise: int, low_weighted: Result | None, high_weighte
 # Notebook 04: style transfer (and the lab, notebook 05)
 
 
-@_never_raises
+@_check("shallow", "full")
 def check_deep_layers_matter(exercise: int, shallow: Result | None, full: Result | None,
                              style_image: Tensor, extractor: VGG19Features | None = None) -> bool:
     """Does the transfer without relu5_1 miss the painting's relu5_1 statistics more than the one with all five?"""
-    if _missing(exercise, shallow, full):
-        return False
     runs = {"the result with fewer layers": shallow, "the full result": full}
     if problem := _not_runs("transfer", runs, ["style_layers", "layer_weights"]):
         return _wrong(exercise, problem)
@@ -415,7 +390,7 @@ def check_deep_layers_matter(exercise: int, shallow: Result | None, full: Result
                 f"E_relu5_1 {a:.3g} (fewer layers) is not above {b:.3g} (all five): were both made with this painting?")
 
 
-@_never_raises
+@_check("reference", "tried", "answer")
 def check_content_share(exercise: int, reference: Result | None, tried: Sequence[Result | None] | None = None,
                         answer: float | None = None) -> bool:
     """Is ``answer`` the alpha/beta at which content from relu2_2 takes the content share of ``reference`` (relu4_2)?
@@ -425,10 +400,6 @@ def check_content_share(exercise: int, reference: Result | None, tried: Sequence
     between two tried ones whose shares straddle the reference's, or the tried ratio whose share is nearest it
     (the share need not grow with alpha, nor reach every value).
     """
-    if isinstance(tried, (int, float)):
-        return _wrong(exercise, "pass the relu4_2 reference run, the relu2_2 runs you tried, and your alpha/beta")
-    if _missing(exercise, reference, tried, answer) or _missing(exercise, *tried):
-        return False
     runs = {f"tried run {k}": run for k, run in enumerate(tried)}
     if problem := (_not_runs("transfer", {"the reference": reference}, content_layer="relu4_2")
                    or _not_runs("transfer", runs, content_layer="relu2_2")
@@ -465,21 +436,19 @@ def _ratio_row(exercise: int, results: Sequence[Result]) -> bool:
                 "are the ratios a decade apart?")
 
 
-@_never_raises
+@_check("results")
 def check_ratio_row(exercise: int, results: Sequence[Result | None]) -> bool:
     """Along a row of transfers differing only in alpha/beta, does L_content fall and L_style rise as alpha/beta grows?
 
     For exact minimisers of eq. 7 this must hold (more weight on a term never
     leaves it larger); short runs follow it too when the ratios are far enough apart.
     """
-    return not _missing(exercise, *results) and _ratio_row(exercise, results)
+    return _ratio_row(exercise, results)
 
 
-@_never_raises
+@_check("results")
 def check_paper_row(exercise: int, results: Sequence[Result | None], paper: Sequence[float] = (1e-4, 1e-3, 1e-2)) -> bool:
     """``check_ratio_row`` for the paper's ratios ``paper``: the normalised network, at ``paper_ratio(r, size)``."""
-    if _missing(exercise, *results):
-        return False
     if problem := _not_runs("transfer", {f"run {k} of the row": run for k, run in enumerate(results)}, normalize=True):
         return _wrong(exercise, problem + ": load_vgg19(normalize=True) is the paper's network")
     size = max(results[0].settings["size"])
@@ -490,11 +459,9 @@ def check_paper_row(exercise: int, results: Sequence[Result | None], paper: Sequ
     return _ratio_row(exercise, results)
 
 
-@_never_raises
+@_check("results")
 def check_smoother(exercise: int, results: Mapping[float, Result | None]) -> bool:
     """Does the total variation of transfers differing only in smoothing fall as its weight (the keys) grows?"""
-    if _missing(exercise, *results.values()):
-        return False
     weights = sorted(results)
     runs = {f"the result for {w:g}": results[w] for w in weights}
     if problem := _not_runs("transfer", runs, ["tv_weight"]) or "".join(_copy_or_flat(run) for run in runs.values()):
@@ -510,11 +477,9 @@ def check_smoother(exercise: int, results: Mapping[float, Result | None]) -> boo
                 f"L_tv by smoothing weight: {listed}; it should fall: are the weights far enough apart?")
 
 
-@_never_raises
+@_check("closer", "farther")
 def check_closer_to_photo(exercise: int, closer: Result | None, farther: Result | None, photo: Tensor) -> bool:
     """Of two transfers differing only in their content layer, is ``closer`` nearer the photo (higher PSNR)?"""
-    if _missing(exercise, closer, farther):
-        return False
     runs = {"the first result": closer, "the second result": farther}
     if problem := _not_runs("transfer", runs, ["content_layer"]) or _copy_or_flat(closer, **{"the photo": photo}):
         return _wrong(exercise, problem)
@@ -530,15 +495,13 @@ def check_closer_to_photo(exercise: int, closer: Result | None, farther: Result 
 # Notebook 06: style statistics
 
 
-@_never_raises
+@_check("mean", "covariance")
 def check_gram_decomposition(exercise: int, features: Tensor, mean: Tensor | None, covariance: Tensor | None) -> bool:
     """Are ``mean`` (N,) and ``covariance`` (N, N) those of ``features`` (1, N, H, W), so that G/M = Sigma + mu mu^T?
 
     The covariance divides by M, not M - 1: the two differ by M / (M - 1), below a plain tolerance at any real
     size, so the answer's scale against Sigma is fitted and must be nearer 1 than M / (M - 1).
     """
-    if _missing(exercise, mean, covariance):
-        return False
     f = features.detach().double().cpu()[0].flatten(1)  # (N, M)
     m, mu = f.shape[1], f.mean(dim=1)
     sigma = (f - mu[:, None]) @ (f - mu[:, None]).T / m
@@ -557,12 +520,10 @@ def check_gram_decomposition(exercise: int, features: Tensor, mean: Tensor | Non
                 + ("the covariance is right" if ok_cov else cov_hint))
 
 
-@_never_raises
+@_check("answer")
 def check_linear_mmd(exercise: int, extractor: VGG19Features, image: Tensor, style_image: Tensor, layer: str,
                      answer: float | None) -> bool:
     """Is ``answer`` the linear-kernel MMD^2 between the two images' feature vectors at ``layer``: ||mu_x - mu_y||^2?"""
-    if _missing(exercise, answer):
-        return False
     device = device_of(extractor)
     with torch.no_grad():
         fx, fy = (extractor(x.float().to(device), [layer])[layer] for x in (image, style_image))
@@ -571,15 +532,13 @@ def check_linear_mmd(exercise: int, extractor: VGG19Features, image: Tensor, sty
                 f"{answer} is not {value:.6g}: with k(x, y) = x^T y each mean of kernel values is a product of means")
 
 
-@_never_raises
+@_check("one_layer", "all_layers")
 def check_more_layers_help(exercise: int, one_layer: Result | None, all_layers: Result | None,
                            style_image: Tensor, extractor: VGG19Features | None = None) -> bool:
     """Of mean/std textures from relu1_1 alone and from all five layers, is the second nearer the painting's deeper Grams?
 
     Nearer: the geometric mean over relu2_1 ... relu5_1 of E_l(all_layers) / E_l(one_layer) is below 1.
     """
-    if _missing(exercise, one_layer, all_layers):
-        return False
     if problem := (_not_runs("synthesize_texture", {"one_layer": one_layer}, layers=["relu1_1"])
                    or _not_runs("synthesize_texture", {"all_layers": all_layers}, layers=list(STYLE_LAYERS))
                    or _not_runs("synthesize_texture", {"one_layer": one_layer, "all_layers": all_layers},
@@ -601,15 +560,13 @@ def check_more_layers_help(exercise: int, one_layer: Result | None, all_layers: 
 # Notebook 07: controlling perceptual factors
 
 
-@_never_raises
+@_check("result", "limited")
 def check_chroma_kept(exercise: int, result: Result | None, photo: Tensor, limited: float | Tensor | None = None) -> bool:
     """Has the luminance-only ``result`` the photo's chroma (YIQ's I, Q), and is ``limited`` the number of pixels
     whose luminance was limited to keep R, G, B in [0, 1] (or an (H, W) mask of them)?
 
     A limited pixel has a channel at 0 or 1 exactly (``color.with_chroma_of``); another one only by chance.
     """
-    if _missing(exercise, result, limited):
-        return False
     if problem := _not_runs("transfer", {"the result": result}, preserve_color="luminance"):
         return _wrong(exercise, problem + " (extras=[Smoothing(), KeepColors('luminance')])")
     image = _image(result)
@@ -626,11 +583,9 @@ def check_chroma_kept(exercise: int, result: Result | None, photo: Tensor, limit
                 "luminance before and after limiting and count the pixels where it changed")
 
 
-@_never_raises
+@_check("matched")
 def check_color_moments(exercise: int, matched: Tensor | None, photo: Tensor, painting: Tensor) -> bool:
     """Is ``matched`` an affine map x -> A x + b of the ``painting``'s pixels, with the photo's colour mean and covariance?"""
-    if _missing(exercise, matched):
-        return False
     m, c = matched.detach().double().cpu().reshape(3, -1), photo.double().cpu().reshape(3, -1)
     s = painting.detach().double().cpu().reshape(3, -1)
     if m.shape != s.shape:
