@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LESSONS = sorted((ROOT / "notebooks").glob("0[1-9]_*.ipynb"))
 SOLUTIONS = ROOT / "solutions"
 LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+PX = 16  # the test images' side: the smallest that reaches relu5_1, so that the random network runs in milliseconds
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +52,9 @@ def tiny_vgg():
 def kit(tiny_vgg):
     """Small images, the random network, one real texture, and the engine's own settings for each task."""
     gen = torch.Generator().manual_seed(6)
-    y, x = torch.linspace(0, 1, 32).view(32, 1), torch.linspace(0, 1, 32).view(1, 32)
+    y, x = torch.linspace(0, 1, PX).view(PX, 1), torch.linspace(0, 1, PX).view(1, PX)
     photo = torch.stack([0.5 + 0.45 * torch.sin(6 * x + 3 * y), 0.5 + 0.45 * torch.cos(5 * y - 2 * x), (x + y) / 2])[None]
-    painting = torch.rand(1, 3, 32, 32, generator=gen).cumsum(-1) / 32  # a smooth, coloured "painting"
+    painting = torch.rand(1, 3, PX, PX, generator=gen).cumsum(-1) / PX  # a smooth, coloured "painting"
     start = white_noise(painting)
     quick = {"steps": 1, "network": tiny_vgg, "progress": False, "precision": "fp32"}
     settings = {"reconstruct_content": reconstruct_content(photo, "relu1_1", init=start, **quick).settings,
@@ -72,7 +73,7 @@ def kit(tiny_vgg):
         grey=painting.mean(1, keepdim=True).expand(-1, 3, -1, -1),
         features=torch.randint(0, 5, (8, 16), generator=torch.Generator().manual_seed(0)).float(),
         high=torch.nn.functional.max_pool2d(pool_input, 2), mean=torch.nn.functional.avg_pool2d(pool_input, 2),
-        zeros=torch.zeros(1, 3, 32, 32), flat=torch.full((1, 3, 32, 32), 0.5), gen=gen)
+        zeros=torch.zeros(1, 3, PX, PX), flat=torch.full((1, 3, PX, PX), 0.5), gradients={})
 
 
 # Right answers, one per check (the wrong-answer tests would pass a check that fails everything)
@@ -93,11 +94,13 @@ def short_and_long(k, **changes):
 
 
 def gradient(k, layer="relu2_1"):
-    x = k.start.clone().requires_grad_(True)
-    with torch.no_grad():
-        target = k.vgg(k.photo, [layer])[layer]
-    (0.5 * (k.vgg(x, [layer])[layer] - target).pow(2).sum()).backward()  # eq. 1 written out
-    return x.grad
+    if layer not in k.gradients:
+        x = k.start.clone().requires_grad_(True)
+        with torch.no_grad():
+            target = k.vgg(k.photo, [layer])[layer]
+        (0.5 * (k.vgg(x, [layer])[layer] - target).pow(2).sum()).backward()  # eq. 1 written out
+        k.gradients[layer] = x.grad
+    return k.gradients[layer]
 
 
 def check_gradient(k, answer):
@@ -174,7 +177,7 @@ def row(k, ratios=(1e-3, 1e-2, 1e-1), contents=(100.0, 30.0, 5.0), styles=(1.0, 
 
 
 def paper_row(k, papers=(1e-4, 1e-3, 1e-2), **changes):
-    ratios = [paper_ratio(p, 32) for p in papers]
+    ratios = [paper_ratio(p, PX) for p in papers]
     return row(k, ratios, **{"normalize": True, **changes})
 
 
@@ -217,7 +220,7 @@ def mean_std(k, one_image=None, all_image=None, statistic="mean_std", **changes)
 
 def luminance_only(k, **changes):
     """A luminance-only result (the photo's chroma, a grey run's luminance limited per pixel) and its limited pixels."""
-    grey = torch.rand(1, 1, 32, 32, generator=torch.Generator().manual_seed(9)).expand(-1, 3, -1, -1)
+    grey = torch.rand(1, 1, PX, PX, generator=torch.Generator().manual_seed(9)).expand(-1, 3, -1, -1)
     kept = color.with_chroma_of(grey, k.photo)
     limited = (color.rgb_to_yiq(kept)[:, 0] - color.rgb_to_yiq(grey)[:, 0]).abs()[0] > 1e-4
     return k.run("transfer", kept, **{"preserve_color": "luminance", **changes}), limited
@@ -369,7 +372,7 @@ WRONG = [
     ("check_statistics_matched: other layers", lambda k: check_matched(k, k.made, layers=LAYERS), "layers="),
     ("check_statistics_matched: a transfer", lambda k: check_matched(k, k.run("transfer", k.made.image)),
      "made by transfer"),
-    ("check_statistics_matched: another start's size", lambda k: check_matched(k, k.made, start=k.start[..., :16]),
+    ("check_statistics_matched: another start's size", lambda k: check_matched(k, k.made, start=k.start[..., : PX // 2]),
      "differ in size"),
     ("check_low_layers_matter: None", lambda k: check_low(k, None, k.made), WAIT),
     ("check_low_layers_matter: the start", lambda k: check_low(k, k.start, k.made), NOT_A_RUN),
@@ -429,8 +432,8 @@ WRONG = [
     ("check_paper_row: None", lambda k: ex.check_paper_row(4, [None]), WAIT),
     ("check_paper_row: the raw network", lambda k: ex.check_paper_row(4, paper_row(k, normalize=False)),
      "normalize=False"),
-    ("check_paper_row: our ratios", lambda k: ex.check_paper_row(4, row(k, normalize=True)), "paper_ratio(r, 32)"),
-    ("check_paper_row: two of the three", lambda k: ex.check_paper_row(4, paper_row(k)[:2]), "paper_ratio(r, 32)"),
+    ("check_paper_row: our ratios", lambda k: ex.check_paper_row(4, row(k, normalize=True)), f"paper_ratio(r, {PX})"),
+    ("check_paper_row: two of the three", lambda k: ex.check_paper_row(4, paper_row(k)[:2]), f"paper_ratio(r, {PX})"),
     ("check_paper_row: no trade", lambda k: ex.check_paper_row(
         4, paper_row(k, contents=(100.0,) * 3, styles=(1.0,) * 3)), "should fall"),
     ("check_smoother: None", lambda k: ex.check_smoother(6, {0.0: None, 1.0: None}), WAIT),
@@ -491,7 +494,7 @@ WRONG = [
     ("check_chroma_kept: zero", lambda k: check_chroma(k, 0), "count the pixels"),
     ("check_chroma_kept: a fraction", lambda k: check_chroma(k, float(luminance_only(k)[1].float().mean())),
      "count the pixels"),
-    ("check_chroma_kept: every pixel", lambda k: check_chroma(k, 32 * 32), "count the pixels"),
+    ("check_chroma_kept: every pixel", lambda k: check_chroma(k, PX * PX), "count the pixels"),
     ("check_chroma_kept: the photo", lambda k: check_chroma(k, result=k.photo), NOT_A_RUN),
     ("check_chroma_kept: a transfer in colour", lambda k: check_chroma(
         k, result=luminance_only(k, preserve_color=None)[0]), "preserve_color"),
