@@ -199,7 +199,7 @@ def check_longer_run(exercise: int, short: Result | None, long: Result | None) -
                       "give the long one more steps")
     return _say(exercise, long.loss <= short.loss * (1 + 1e-6), f"{short.steps} -> {long.steps} evaluations: loss "
                 f"{short.loss:.4g} -> {long.loss:.4g} (x{long.loss / short.loss:.2f})",
-                f"the longer run ended higher ({long.loss:.4g} > {short.loss:.4g}): did both start from the same image?")
+                f"the longer run ended higher ({long.loss:.4g} > {short.loss:.4g}): did both start from one image?")
 
 
 @_check("gradient")
@@ -410,11 +410,11 @@ def check_content_share(exercise: int, reference: Result | None, tried: Sequence
     target, rows = share(reference), sorted({_ratio(run): share(run) for run in tried}.items())
     listed = ", ".join(f"{ratio:.2g}: {value:.3f}" for ratio, value in rows)
     if len(rows) < 3 or rows[-1][0] < 100 * rows[0][0]:
-        return _wrong(exercise, f"relu2_2 tried at {listed or 'no ratio'}: search three ratios or more, over two decades")
+        return _wrong(exercise, f"relu2_2 tried at {listed or 'no ratio'}: try three ratios or more, over two decades")
     nearest = min(rows, key=lambda row: abs(row[1] - target))[0]
     between = [(r0, r1) for (r0, s0), (r1, s1) in zip(rows, rows[1:]) if (s0 - target) * (s1 - target) <= 0]
     ok = math.isclose(float(answer), nearest, rel_tol=1e-6) or any(r0 <= float(answer) <= r1 for r0, r1 in between)
-    found = " or ".join([f"{nearest:.2g} (the nearest share)"] + [f"between {r0:.2g} and {r1:.2g}" for r0, r1 in between])
+    found = " or ".join([f"{nearest:.2g} (the nearest share)"] + [f"between {a:.2g} and {b:.2g}" for a, b in between])
     return _say(exercise, ok, f"relu4_2's share is {target:.3f}; relu2_2's by alpha/beta: {listed}: {found}",
                 f"{answer} is not where relu2_2's share ({listed}) is nearest relu4_2's {target:.3f}: {found}; "
                 "answer with alpha/beta, not a share")
@@ -422,7 +422,8 @@ def check_content_share(exercise: int, reference: Result | None, tried: Sequence
 
 def _ratio_row(exercise: int, results: Sequence[Result]) -> bool:
     """Along a row of transfers differing only in alpha/beta, does L_content fall and L_style rise as it grows?"""
-    if problem := _not_runs("transfer", {f"run {k} of the row": run for k, run in enumerate(results)}, ["alpha", "beta"]):
+    runs = {f"run {k} of the row": run for k, run in enumerate(results)}
+    if problem := _not_runs("transfer", runs, ["alpha", "beta"]):
         return _wrong(exercise, problem)
     runs = sorted({_ratio(run): run for run in results}.items())
     if len(runs) < 3:
@@ -447,7 +448,8 @@ def check_ratio_row(exercise: int, results: Sequence[Result | None]) -> bool:
 
 
 @_check("results")
-def check_paper_row(exercise: int, results: Sequence[Result | None], paper: Sequence[float] = (1e-4, 1e-3, 1e-2)) -> bool:
+def check_paper_row(exercise: int, results: Sequence[Result | None],
+                    paper: Sequence[float] = (1e-4, 1e-3, 1e-2)) -> bool:
     """``check_ratio_row`` for the paper's ratios ``paper``: the normalised network, at ``paper_ratio(r, size)``."""
     if problem := _not_runs("transfer", {f"run {k} of the row": run for k, run in enumerate(results)}, normalize=True):
         return _wrong(exercise, problem + ": load_vgg19(normalize=True) is the paper's network")
@@ -513,8 +515,9 @@ def check_gram_decomposition(exercise: int, features: Tensor, mean: Tensor | Non
     c = float((covariance * sigma).sum() / sigma.pow(2).sum())  # the answer's scale along Sigma
     shaped = float((covariance - c * sigma).norm() / sigma.norm()) < 1e-3
     ok_cov = shaped and abs(c - 1) < min(1e-3, abs(c - m / (m - 1)))
-    cov_hint = (f"the covariance is divided by M - 1 = {m - 1}: divide by M = {m}, as G/M does" if shaped and
-                abs(c - m / (m - 1)) < abs(c - 1) else "the covariance differs: subtract the mean, then (F - mu)(F - mu)^T / M")
+    by_m_1 = shaped and abs(c - m / (m - 1)) < abs(c - 1)
+    cov_hint = (f"the covariance is divided by M - 1 = {m - 1}: divide by M = {m}, as G/M does" if by_m_1
+                else "the covariance differs: subtract the mean, then (F - mu)(F - mu)^T / M")
     return _say(exercise, ok_mean and ok_cov, "G/M = Sigma + mu mu^T with your mean and covariance",
                 ("the mean is right; " if ok_mean else "the mean differs: average each channel over the positions; ")
                 + ("the covariance is right" if ok_cov else cov_hint))
@@ -535,9 +538,10 @@ def check_linear_mmd(exercise: int, extractor: VGG19Features, image: Tensor, sty
 @_check("one_layer", "all_layers")
 def check_more_layers_help(exercise: int, one_layer: Result | None, all_layers: Result | None,
                            style_image: Tensor, extractor: VGG19Features | None = None) -> bool:
-    """Of mean/std textures from relu1_1 alone and from all five layers, is the second nearer the painting's deeper Grams?
+    """Of mean/std textures from relu1_1 alone and from all five layers, is the second nearer the painting's Grams?
 
-    Nearer: the geometric mean over relu2_1 ... relu5_1 of E_l(all_layers) / E_l(one_layer) is below 1.
+    Nearer at the deeper layers: the geometric mean over relu2_1 ... relu5_1 of E_l(all_layers) / E_l(one_layer)
+    is below 1.
     """
     if problem := (_not_runs("synthesize_texture", {"one_layer": one_layer}, layers=["relu1_1"])
                    or _not_runs("synthesize_texture", {"all_layers": all_layers}, layers=list(STYLE_LAYERS))
@@ -561,7 +565,8 @@ def check_more_layers_help(exercise: int, one_layer: Result | None, all_layers: 
 
 
 @_check("result", "limited")
-def check_chroma_kept(exercise: int, result: Result | None, photo: Tensor, limited: float | Tensor | None = None) -> bool:
+def check_chroma_kept(exercise: int, result: Result | None, photo: Tensor,
+                      limited: float | Tensor | None = None) -> bool:
     """Has the luminance-only ``result`` the photo's chroma (YIQ's I, Q), and is ``limited`` the number of pixels
     whose luminance was limited to keep R, G, B in [0, 1] (or an (H, W) mask of them)?
 
@@ -585,7 +590,10 @@ def check_chroma_kept(exercise: int, result: Result | None, photo: Tensor, limit
 
 @_check("matched")
 def check_color_moments(exercise: int, matched: Tensor | None, photo: Tensor, painting: Tensor) -> bool:
-    """Is ``matched`` an affine map x -> A x + b of the ``painting``'s pixels, with the photo's colour mean and covariance?"""
+    """Is ``matched`` an affine map x -> A x + b of the ``painting``'s pixels, with the photo's colour moments?
+
+    The moments are the mean and covariance; affine, since the photo itself (or a clamped match) has them too.
+    """
     m, c = matched.detach().double().cpu().reshape(3, -1), photo.double().cpu().reshape(3, -1)
     s = painting.detach().double().cpu().reshape(3, -1)
     if m.shape != s.shape:

@@ -53,7 +53,8 @@ def kit(tiny_vgg):
     """Small images, the random network, one real texture, and the engine's own settings for each task."""
     gen = torch.Generator().manual_seed(6)
     y, x = torch.linspace(0, 1, PX).view(PX, 1), torch.linspace(0, 1, PX).view(1, PX)
-    photo = torch.stack([0.5 + 0.45 * torch.sin(6 * x + 3 * y), 0.5 + 0.45 * torch.cos(5 * y - 2 * x), (x + y) / 2])[None]
+    photo = torch.stack([0.5 + 0.45 * torch.sin(6 * x + 3 * y), 0.5 + 0.45 * torch.cos(5 * y - 2 * x),
+                         (x + y) / 2])[None]  # smooth and saturated: its luminance must be limited somewhere
     painting = torch.rand(1, 3, PX, PX, generator=gen).cumsum(-1) / PX  # a smooth, coloured "painting"
     start = white_noise(painting)
     quick = {"steps": 1, "network": tiny_vgg, "progress": False, "precision": "fp32"}
@@ -115,7 +116,8 @@ def truly_changed(k, row=3):
     """The entries that change when map ``row``'s positions are reversed (not those whose partner is constant)."""
     shuffled = k.features.clone()
     shuffled[row] = k.features[row].flip(0)
-    return [(i, j) for i, j in changed_entries(row) if float(shuffled[i] @ shuffled[j]) != float(k.features[i] @ k.features[j])]
+    return [(i, j) for i, j in changed_entries(row)
+            if float(shuffled[i] @ shuffled[j]) != float(k.features[i] @ k.features[j])]
 
 
 def cross_terms(k):
@@ -372,8 +374,8 @@ WRONG = [
     ("check_statistics_matched: other layers", lambda k: check_matched(k, k.made, layers=LAYERS), "layers="),
     ("check_statistics_matched: a transfer", lambda k: check_matched(k, k.run("transfer", k.made.image)),
      "made by transfer"),
-    ("check_statistics_matched: another start's size", lambda k: check_matched(k, k.made, start=k.start[..., : PX // 2]),
-     "differ in size"),
+    ("check_statistics_matched: another start's size", lambda k: check_matched(
+        k, k.made, start=k.start[..., : PX // 2]), "differ in size"),
     ("check_low_layers_matter: None", lambda k: check_low(k, None, k.made), WAIT),
     ("check_low_layers_matter: the start", lambda k: check_low(k, k.start, k.made), NOT_A_RUN),
     ("check_low_layers_matter: swapped", lambda k: check_low(
@@ -387,7 +389,8 @@ WRONG = [
     ("check_weights_steer: swapped", lambda k: ex.check_weights_steer(
         3, *reversed(k.weighted), k.painting, k.vgg), "most of the weight on relu1_1"),
     ("check_weights_steer: the paper's equal weights", lambda k: ex.check_weights_steer(
-        3, texture_like(k, k.made.image, **{**k.weighted[1].settings, "layer_weights": None}), k.weighted[1], k.painting, k.vgg),
+        3, texture_like(k, k.made.image, **{**k.weighted[1].settings, "layer_weights": None}), k.weighted[1],
+        k.painting, k.vgg),
      "layer_weights=None"),
     ("check_weights_steer: images", lambda k: ex.check_weights_steer(
         3, k.weighted[0].image, k.weighted[1].image, k.painting, k.vgg), NOT_A_RUN),
