@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import torch
-from conftest import run_notebook
+from conftest import is_appendix, run_notebook
 
 from nst_helpers import exercises as ex
 from nst_helpers import load_vgg19
@@ -20,7 +20,7 @@ from nst_helpers.features import receptive_field
 from nst_helpers.optimize import Result
 
 ROOT = Path(__file__).resolve().parents[1]
-LESSONS = sorted((ROOT / "notebooks").glob("0[1-9]_*.ipynb"))
+LESSONS = [path for path in sorted((ROOT / "notebooks").glob("0[1-9]_*.ipynb")) if not is_appendix(path)]  # with exercises
 SOLUTIONS = ROOT / "solutions"
 
 
