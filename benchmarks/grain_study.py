@@ -274,6 +274,13 @@ def checker_probe(record: dict) -> None:
         print(f"| {name} | {share} | {with_checker[name] / base[name]:.3f} | {with_blur[name] / base[name]:.3f} |")
     print(f"| L_style | 1 | {sum(with_checker[k] for k in layers) / style:.3f} | "
           f"{sum(with_blur[k] for k in layers) / style:.3f} |")
+    beta = record["settings"]["beta"]  # alpha = 1: the run's eq. 7, alpha L_content + beta L_style
+
+    def total(t: dict[str, float]) -> float:
+        return t["content"] + beta * sum(t[k] for k in layers)
+
+    print(f"| eq. 7 (alpha/beta {1 / beta:g}) | | {total(with_checker) / total(base):.3f} | "
+          f"{total(with_blur) / total(base):.3f} |")
     grains = [grain(image, photo, painting) for image in (result, checker, blurred)]
     print(f"| grain figure | | {grains[0]:.2f} -> {grains[1]:.2f} | {grains[0]:.2f} -> {grains[2]:.2f} |")
 
