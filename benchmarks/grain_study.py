@@ -5,6 +5,7 @@
     python benchmarks/grain_study.py presets      # the lab's default run at its CPU preset (and with The Scream)
     python benchmarks/grain_study.py small --size 144 --steps 100  # fixes for the small CPU presets
     python benchmarks/grain_study.py table        # print both tables again from the saved runs
+    python benchmarks/grain_study.py checker --size 144 --steps 100  # why: what the loss sees of grain
 
 Each run is saved once under benchmarks/grain_runs/ (PNG + JSON; git-ignored) and
 reused, so a second call only lays out and prints. The grain figure is
@@ -12,6 +13,9 @@ reused, so a second call only lays out and prints. The grain figure is
 photo's and the painting's, both at the result's long edge). Also printed:
 each style layer's share of beta L_style at the end (where the style loss looks)
 and the content and style terms' shares of the total.
+``checker`` takes the "old defaults" run (the paper's loss, from noise) and prints each term of the loss
+(content, each style layer's w_l E_l, L_tv) and the grain figure with a +-0.05 pixel checker laid over
+the result and with a 3x3 box blur, each over its value at the result: what eq. 7 sees of grain.
 Needs NST_DATA_DIR (or the images downloaded once) and, for its column, the
 ``pastiche`` command (installed with the project).
 """
@@ -229,9 +233,62 @@ def print_table(rows: list[dict], title: str) -> None:
             print(f"| {pair} | {r['label']} | {r['grain']:.2f} | {issue} | | | | | {r['seconds']:.0f} |")
 
 
+def checker_probe(record: dict) -> None:
+    """Each term of the paper's loss at a saved result, with a +-0.05 checker laid over it and with a 3x3 blur.
+
+    The checker (pixels alternately 0.05 brighter and darker, the finest pattern the pixels hold) is grain by
+    construction; the blur removes the finest detail. Terms: the content loss at relu4_2 (eq. 1), each style
+    layer's w_l E_l (eq. 4, 5; w_l = 1/5, the painting's Gram moved to the result's positions) and L_tv, on the
+    raw Caffe network with average pooling, as the run.
+    """
+    size = record["size"]
+    photo = nst.load_image(image_path(record["content"]), size=size)
+    painting = nst.load_image(image_path(record["style"]), size=size)
+    result = nst.load_image(RUNS / record["png"])
+    h, w = result.shape[-2:]
+    rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    checker = (result + 0.05 * (-1.0) ** (rows + cols)).clamp(0, 1)
+    blurred = torch.nn.functional.avg_pool2d(result, 3, stride=1, padding=1, count_include_pad=False)
+    vgg = nst.load_vgg19("caffe", pooling="avg", device="cpu")
+    layers = list(nst.STYLE_LAYERS)
+    with torch.no_grad():
+        target = vgg(photo, ["relu4_2"])["relu4_2"]
+        fs = vgg(painting, layers)
+
+        def terms(image: torch.Tensor) -> dict[str, float]:
+            fx = vgg(image, ["relu4_2", *layers])
+            out = {"content": float(nst.content_loss(fx["relu4_2"], target))}
+            for k in layers:
+                m_x, m_s = fx[k].shape[-1] * fx[k].shape[-2], fs[k].shape[-1] * fs[k].shape[-2]
+                target_gram = rescale_gram(gram_matrix(fs[k]), m_s, m_x)
+                out[k] = float(style_layer_loss(fx[k], target_gram)) / len(layers)
+            return out | {"total variation": float(nst.total_variation(image))}
+
+        base, with_checker, with_blur = terms(result), terms(checker), terms(blurred)
+    style = sum(base[k] for k in layers)
+    print(f"\nWhat the loss sees of grain: {record['label']}, {record['content']} x {record['style']}, {size} px, "
+          f"{record['steps']} evaluations\n")
+    print("| term | share of L_style | with the checker / without | blurred 3x3 / without |")
+    print("|---|---|---|---|")
+    for name in base:
+        share = f"{base[name] / style:.4f}" if name in layers else ""
+        print(f"| {name} | {share} | {with_checker[name] / base[name]:.3f} | {with_blur[name] / base[name]:.3f} |")
+    print(f"| L_style | 1 | {sum(with_checker[k] for k in layers) / style:.3f} | "
+          f"{sum(with_blur[k] for k in layers) / style:.3f} |")
+    beta = record["settings"]["beta"]  # alpha = 1: the run's eq. 7, alpha L_content + beta L_style
+
+    def total(t: dict[str, float]) -> float:
+        return t["content"] + beta * sum(t[k] for k in layers)
+
+    print(f"| eq. 7 (alpha/beta {1 / beta:g}) | | {total(with_checker) / total(base):.3f} | "
+          f"{total(with_blur) / total(base):.3f} |")
+    grains = [grain(image, photo, painting) for image in (result, checker, blurred)]
+    print(f"| grain figure | | {grains[0]:.2f} -> {grains[1]:.2f} | {grains[0]:.2f} -> {grains[2]:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["candidates", "sheet", "presets", "small", "table"])
+    parser.add_argument("what", choices=["candidates", "sheet", "presets", "small", "table", "checker"])
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--no-pastiche", action="store_true")
@@ -265,6 +322,8 @@ def main() -> None:
             sheet.append(row)
         print_table(rows, f"Fixes for the small presets ({args.size} px, {args.steps} evaluations)")
         contact_sheet(sheet, list(SMALL_CANDIDATES), HERE / f"grain_small_{args.size}.png", 2 * args.size)
+    if args.what == "checker":  # the old defaults are the paper's loss from noise (alpha/beta 1e-2)
+        checker_probe(run_ours(PHOTO, "starry_night", "old defaults", OLD, args.size, args.steps))
     if args.what in ("sheet", "table"):
         table, sheet = [], []
         for content, style in PAIRS:

@@ -45,8 +45,13 @@ Relation to other conventions (tested in ``tests/test_losses.py``):
   paper's terms, ``w_l = 4e3 / N_l^2`` instead of ``1/5``, which favours the
   low layers by (512/64)^2 = 64 over the high ones. Its content term is the
   mean-MSE, ``2 L_content / (N M)``.
-* The tutorial's Gram / (N M) with mean-MSE gives ``4 E_l / N_l^2``; so does
-  d2l's (Dive into Deep Learning), whose content term is the mean-MSE too.
+* The tutorial's Gram / (N M) with mean-MSE gives ``4 E_l / N_l^2``; so do
+  Johnson's neural-style (its weights 5 and 100 are alpha and beta) and d2l's
+  (Dive into Deep Learning), whose content terms are the mean-MSE too. d2l keeps
+  outputs of torchvision's VGG-19, whose in-place ReLUs rectify them: its layers
+  are relu4_4 and relu1_1 ... relu4_1, with conv5_1 before the ReLU (notebook 08).
+* pystiche's Gram / M with mean-MSE, averaged over its five layers, gives
+  ``4 E_l / 5`` per layer: the paper's equal w_l.
 * CS231n's Gram / (N M) with a plain sum of squares gives ``4 E_l`` (times its
   hand-set ``w_l``), and its content term ``sum (F - P)^2`` is ``2 L_content``
   (on SqueezeNet's layers, not VGG-19's: the forms carry over, the layers do not).

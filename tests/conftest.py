@@ -13,7 +13,9 @@ they fail: CI must exercise them.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -125,6 +127,13 @@ def chromium():
 
 #: The paper's images a smoke run of the notebooks (and their solutions) reads.
 SMOKE_IMAGES = ("tubingen", "starry_night", "shipwreck", "the_scream", "composition_vii")
+
+
+def is_appendix(path: Path) -> bool:
+    """A notebook whose title says "Appendix" (``# 08. Appendix: ...``): framed like a lesson, with no exercises,
+    self-checks or worked solution."""
+    cells = json.loads(path.read_text())["cells"]
+    return re.match(r"# \d\d\. Appendix\b", "".join(cells[0]["source"])) is not None
 
 
 def book_extension(name: str):

@@ -17,6 +17,7 @@ import functools
 import http.server
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -30,6 +31,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(path.stem for path in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+#: The book's markdown pages (no code), as the table of contents lists them after the notebooks: "book/teachers".
+PAGES = re.findall(r"^\s*- file: (book/\S+)\s*$", (ROOT / "book" / "_toc.yml").read_text(), flags=re.M)
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/svg+xml")
 
 
@@ -162,7 +165,7 @@ def test_home_page_lists_the_series_and_its_links_work(site, tmp_path):
     page.screenshot(path=tmp_path / "home.png", full_page=False)
     sidebar = page.locator("nav.bd-docs-nav a.reference.internal")
     titles = [sidebar.nth(i).inner_text() for i in range(sidebar.count())]
-    assert len(titles) == len(NOTEBOOKS), titles  # the home page first, then every notebook
+    assert len(titles) == len(NOTEBOOKS) + len(PAGES), titles  # the home page first, every notebook, the pages
     for name in NOTEBOOKS:  # every page answers
         response = page.request.get(f"{url}/notebooks/{name}.html")
         assert response.ok, (name, response.status)
@@ -170,6 +173,38 @@ def test_home_page_lists_the_series_and_its_links_work(site, tmp_path):
     page.wait_for_load_state("load")
     assert page.url.endswith(f"notebooks/{NOTEBOOKS[1]}.html"), page.url
     assert outside == [], f"the page asked the network for {outside}"
+
+
+def test_the_page_for_teachers_is_in_the_book_and_the_contents_link_to_it(site, book, tmp_path):
+    """book/teachers.md: listed in the toc, rendered, in the sidebar and linked from the contents page; its links work,
+    and its table of times has a row for every notebook."""
+    assert "book/teachers" in PAGES, "book/_toc.yml does not list book/teachers"
+    url, page, outside = site
+    outside.clear()
+    page.goto(f"{url}/notebooks/00_contents.html")
+    page.wait_for_load_state("load")
+    link = page.locator("article a[href$='book/teachers.html']")
+    assert link.count() == 1, "the contents page has no link to the page for teachers"
+    sidebar = page.locator("nav.bd-docs-nav a.reference.internal[href$='book/teachers.html']")
+    assert sidebar.count() == 1, "the page for teachers is not in the sidebar"
+    link.click()
+    page.wait_for_load_state("load")
+    assert page.url.endswith("book/teachers.html"), page.url
+    assert page.locator("article h1").first.inner_text().startswith("For teachers")
+    page.screenshot(path=tmp_path / "teachers.png", full_page=False)
+    text = page.locator("article").inner_text()
+    missing = [name for name in NOTEBOOKS if name not in text]  # the table of times: a row per notebook, by name
+    assert not missing, f"the page for teachers has no time for {missing}"
+    targets = page.eval_on_selector_all("article a.reference.internal", "links => links.map(a => a.href)")
+    assert any(target.split("#")[0].endswith("notebooks/04_style_transfer.html") for target in targets), targets
+    for target in targets:  # every link to another page of the book answers
+        response = page.request.get(target.split("#")[0])
+        assert response.ok, (target, response.status)
+    page.wait_for_function(  # its maths (alpha/beta) typeset, as on the notebooks' pages
+        "() => [...document.querySelectorAll('article .math')].every(m => m.querySelector('mjx-container'))",
+        timeout=60_000)
+    assert page.locator("article mjx-merror").count() == 0, "MathJax could not typeset some maths"
+    assert outside == [], f"the page for teachers asked the network for {outside}"
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)

@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import nbformat
 import pytest
 import torch
-from conftest import run_notebook
+from conftest import is_appendix, run_notebook
 
 from nst_helpers import (
     KeepColors,
@@ -37,7 +37,7 @@ from nst_helpers.optimize import Result
 from nst_helpers.tasks import reconstruct_content, transfer
 
 ROOT = Path(__file__).resolve().parents[1]
-LESSONS = sorted((ROOT / "notebooks").glob("0[1-9]_*.ipynb"))
+LESSONS = [path for path in sorted((ROOT / "notebooks").glob("0[1-9]_*.ipynb")) if not is_appendix(path)]  # with exercises
 SOLUTIONS = ROOT / "solutions"
 LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
 PX = 16  # the test images' side: the smallest that reaches relu5_1, so that the random network runs in milliseconds

@@ -165,7 +165,7 @@ def test_conversion_to_mean_mse_content():
     torch.testing.assert_close(content_loss(f, p), n * m / 2 * F_.mse_loss(f, p))
 
 
-def test_conversion_to_the_authors_code_the_tutorial_d2l_and_cs231n():
+def test_conversion_to_the_authors_code_the_tutorial_d2l_pystiche_and_cs231n():
     f = torch.randn(1, 8, 5, 6)
     a_feats = torch.randn(1, 8, 5, 6)
     n, m = 8, 30
@@ -176,7 +176,10 @@ def test_conversion_to_the_authors_code_the_tutorial_d2l_and_cs231n():
     # Tutorial: Gram / (N M), mean-MSE.
     tutorial = F_.mse_loss(gram_matrix(f) / (n * m), gram_matrix(a_feats) / (n * m))
     torch.testing.assert_close(tutorial, 4 * e / n**2)
-    # d2l: the same Gram / (N M) and mean-MSE as the tutorial (style weight 1e4 on every layer alike).
+    # d2l and Johnson's neural-style: the same Gram / (N M) and mean-MSE as the tutorial (their weights are alpha, beta).
+    # pystiche: Gram / M, mean-MSE, the mean over its five layers.
+    pystiche = F_.mse_loss(gram_matrix(f) / m, gram_matrix(a_feats) / m) / 5
+    torch.testing.assert_close(pystiche, 4 * e / 5)
     # CS231n: Gram / (N M), but a plain sum of squares, and a plain sum for content.
     cs231n = (gram_matrix(f) / (n * m) - gram_matrix(a_feats) / (n * m)).pow(2).sum()
     torch.testing.assert_close(cs231n, 4 * e)

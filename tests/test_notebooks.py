@@ -14,7 +14,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import book_extension, run_notebook
+from conftest import book_extension, is_appendix, run_notebook
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
@@ -45,6 +45,12 @@ def test_the_series_exists():
         assert f"{stem}.ipynb" in names, f"notebooks/{stem}.ipynb is missing"
 
 
+def test_appendices_come_after_the_lessons():
+    appendices = [path.name for path in LESSONS if is_appendix(path)]
+    assert appendices == [path.name for path in LESSONS[len(LESSONS) - len(appendices):]], appendices
+    assert "08_conventions.ipynb" in appendices
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
 def test_notebook_is_stored_clean(path):
     nb = read(path)
@@ -72,7 +78,7 @@ def test_notebook_has_the_frame(path):
     assert len(tagged) == 1 and tagged[0].cell_type == "code", f"{path.name}: needs one code cell tagged 'parameters'"
     assert "NST_SMOKE" in tagged[0].source, f"{path.name}: the parameters cell has no smoke preset (NST_SMOKE)"
     headings = [line.strip() for cell in cells if cell.cell_type == "markdown" for line in cell.source.splitlines()]
-    for heading in ("Summary", "Exercises"):
+    for heading in ("Summary",) if is_appendix(path) else ("Summary", "Exercises"):  # an appendix has no exercises
         assert any(re.fullmatch(rf"#+ {heading}", line) for line in headings), f"{path.name}: no '{heading}' heading"
 
 
