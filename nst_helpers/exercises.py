@@ -409,7 +409,7 @@ def check_content_share(exercise: int, reference: Result | None, tried: Sequence
         return _terms(run)[0] / sum(_terms(run))
     target, rows = share(reference), sorted({_ratio(run): share(run) for run in tried}.items())
     listed = ", ".join(f"{ratio:.2g}: {value:.3f}" for ratio, value in rows)
-    if len(rows) < 3 or rows[-1][0] < 100 * rows[0][0]:
+    if len(rows) < 3 or rows[-1][0] < 100 * rows[0][0] * (1 - 1e-6):
         return _wrong(exercise, f"relu2_2 tried at {listed or 'no ratio'}: try three ratios or more, over two decades")
     nearest = min(rows, key=lambda row: abs(row[1] - target))[0]
     between = [(r0, r1) for (r0, s0), (r1, s1) in zip(rows, rows[1:]) if (s0 - target) * (s1 - target) <= 0]
