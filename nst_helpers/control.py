@@ -195,9 +195,10 @@ class Guided(Style):
     def scaled(self, fraction: float) -> Guided:
         if fraction == 1:
             return self
-        masks = [torch.as_tensor(m).float().reshape(1, 1, *torch.as_tensor(m).shape[-2:]) for m in self.masks]
+        masks = [torch.as_tensor(m).float() for m in self.masks]
+        masks = [m.reshape(1, 1, *m.shape[-2:]) for m in masks]
         masks = [resize(m, scaled_shape(m, fraction))[0, 0].clamp(0, 1) for m in masks]  # the masks with the result
-        return Guided(tuple(resize(p, scaled_shape(p, fraction)) for p in self.paintings), masks, self.weights)
+        return Guided(super().scaled(fraction).paintings, masks, self.weights)
 
     def settings(self, targets: Mapping[str, Any] | None = None) -> dict[str, Any]:
         return {"paintings": len(self.paintings), "masks": True, "style_weights": shares(self.weights, len(self.paintings))}
