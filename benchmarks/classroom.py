@@ -9,7 +9,7 @@ Two measurements (results and the commands that made them: ``benchmarks/CLASSROO
   Notebook 05 shows the lab; one default run of it is appended (a student's first click on Run).
 * ``load``: N processes start at once, each limited to its share of the machine (a CFS quota of
   cores/N CPUs, which is how Kubernetes enforces ``singleuser.cpu.limit``), and each runs the lab's
-  default run (``lab_preset`` on a CPU: 192 px, 80 steps). Prints the time per run, its ratio to one
+  default run (``lab_preset`` on a CPU: 192 px, 60 steps). Prints the time per run, its ratio to one
   process alone, and the throughput.
 
 CPU limits are cgroup quotas (v1 ``cpu`` controller or v2 ``cpu.max``), which needs root and a writable

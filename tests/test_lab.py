@@ -16,7 +16,7 @@ from nst_helpers.style_statistics import Statistic
 
 
 def test_presets_follow_the_device():
-    assert lab_preset("cpu", smoke=False) == Preset(192, 80, "cpu", "quick")
+    assert lab_preset("cpu", smoke=False) == Preset(192, 60, "cpu", "quick")
     assert lab_preset("cuda", smoke=False).size == 512  # the paper's size
     assert lab_preset("cuda", smoke=False).recipe == "paper"
     assert lab_preset("cuda", smoke=True) == Preset(32, 3, "smoke", "quick")
