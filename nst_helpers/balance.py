@@ -144,8 +144,8 @@ QUICK_FACTOR = 3.0
 RECIPES = {
     # the paper: white noise (Fig. 1, 2); 300 L-BFGS evaluations converge at 256 px (measured; the paper does not say)
     "paper": Recipe(init="noise", content_factor=1.0, steps=300),
-    # 90 at half size + 90 at full size: 18-21 s against the paper recipe's 55-56 s at 256 px, loss +2-8 % (2 pairs)
-    "coarse_to_fine": Recipe(init="noise", content_factor=1.0, steps=180, passes=(0.5, 1.0)),
+    # 80 at half size + 80 at full size: 15-18 s against the paper recipe's 55-56 s at 256 px, loss +4-10 % (2 pairs)
+    "coarse_to_fine": Recipe(init="noise", content_factor=1.0, steps=160, passes=(0.5, 1.0)),
     # from the photo with more content, ~100 evaluations at small sizes
     "quick": Recipe(init="content", content_factor=QUICK_FACTOR, steps=100),
 }

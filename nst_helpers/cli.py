@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="style weight (eq. 7); default: balanced for the size, recipe and network "
                         "(nst_helpers.balance.default_beta)")
     t.add_argument("--recipe", choices=["coarse_to_fine", "paper", "quick"], default="coarse_to_fine",
-                   help="coarse_to_fine: white noise, 90 steps at half size then 90 at full size; paper: the "
+                   help="coarse_to_fine: white noise, 80 steps at half size then 80 at full size; paper: the "
                         "paper's single pass, 300 steps; quick: from the photo with more content, 100 steps, for "
                         "previews (nst_helpers.balance.RECIPES)")
     t.add_argument("--tv-weight", type=float, default=None,

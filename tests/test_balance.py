@@ -35,7 +35,7 @@ def test_no_size_switch_the_recipe_alone_sets_the_start_and_the_balance():
     """The paper's recipe at every size (white noise, the size rule); "quick" from the photo with QUICK_FACTOR
     more content, at every size too: no threshold changes either."""
     assert balance.recipe("paper") == balance.Recipe(init="noise", content_factor=1.0, steps=300)
-    assert balance.recipe("coarse_to_fine") == balance.Recipe(init="noise", content_factor=1.0, steps=180,
+    assert balance.recipe("coarse_to_fine") == balance.Recipe(init="noise", content_factor=1.0, steps=160,
                                                               passes=(0.5, 1.0))
     assert balance.recipe("quick") == balance.Recipe(init="content", content_factor=balance.QUICK_FACTOR, steps=100)
     assert set(balance.RECIPES) == {"paper", "coarse_to_fine", "quick"}
