@@ -55,14 +55,20 @@ def final_loss(photo: torch.Tensor, painting: torch.Tensor, image: torch.Tensor)
                         progress=False).history["total"][0]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default="/tmp/class_speed")
-    parser.add_argument("--only", default="", help="comma-separated candidate names (default all)")
+def arguments(doc: str, out: str) -> argparse.Namespace:
+    """The studies' command line: ``--out`` (made if missing), ``--only`` some runs, ``--pairs`` of photo:painting."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=Path(out))
+    parser.add_argument("--only", default="", help="comma-separated run names (default all)")
     parser.add_argument("--pairs", default="tubingen:starry_night,grace_hopper:the_scream")
     args = parser.parse_args()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    return args
+
+
+def main() -> None:
+    args = arguments(__doc__, "/tmp/class_speed")
+    out = args.out
     rows = []
     chosen = candidates(SIZE)
     if args.only:

@@ -2,8 +2,9 @@
 
     python benchmarks/levers.py --out /tmp/levers   # ~10 min on 2 cores
 
-For the two pairs of ``class_speed.py`` at 256 px it runs the default transfer (white noise, 90
-evaluations at half size, 90 at full size, precision auto) and, one change at a time:
+For the two pairs of ``class_speed.py`` at 256 px it runs the default transfer (white noise, half the
+evaluations at half size, half at full size, precision auto; 90 + 90 when the table in ``RESULTS.md`` was
+measured, 80 + 80 since) and, one change at a time:
 
 * ``tol 1e-3`` / ``tol 3e-3``: the convergence test (``Options.tol``): a pass stops once its best loss
   fell by less than that fraction over the last 20 evaluations;
@@ -22,14 +23,12 @@ its grain figure, wall seconds and the evaluations at each size. The two L-BFGS 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import torch
-from class_speed import final_loss, load
+from class_speed import arguments, final_loss, load
 from PIL import Image
 
 import nst_helpers as nst
@@ -131,13 +130,8 @@ def runs() -> dict[str, dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default="/tmp/levers")
-    parser.add_argument("--only", default="", help="comma-separated run names (default all)")
-    parser.add_argument("--pairs", default="tubingen:starry_night,grace_hopper:the_scream")
-    args = parser.parse_args()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    args = arguments(__doc__, "/tmp/levers")
+    out = args.out
     chosen = {k: v for k, v in runs().items() if not args.only or k in args.only.split(",")}
     nst.Options().vgg()  # the network cache warmed: not part of any run's time
     print(f"# {SIZE} px, torch {torch.__version__}, {torch.get_num_threads()} threads")
